@@ -1,0 +1,264 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// RetryBackoff is how long a failed attempt waits before the next one:
+// 1 s doubling per attempt, at most 5 minutes.
+func RetryBackoff(attempt int) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	d := time.Second << min(attempt-1, 16)
+	return min(d, 5*time.Minute)
+}
+
+// InsertRun stores a new pending run. With an idempotency key already used by
+// the same user it returns the existing run (created false) when the request
+// hash matches, and ErrConflict when it does not. A run_id collision is also
+// ErrConflict: draw a new run_id and call again.
+func (s *Store) InsertRun(ctx context.Context, r *Run) (*Run, bool, error) {
+	if r.IdempotencyKey != nil {
+		if prev, err := s.runByIdempotencyKey(ctx, r.UserID, *r.IdempotencyKey); err == nil {
+			return idempotentReplay(prev, r)
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	now := s.now()
+	r.State = StatePending
+	r.CreatedAt, r.UpdatedAt = now, now
+	if r.NotBefore.IsZero() {
+		r.NotBefore = now
+	}
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(r).Error; err != nil {
+			return translate(err)
+		}
+		return tx.Create(&RunEvent{RunID: r.ID, At: now, Kind: "submitted",
+			Message: fmt.Sprintf("submitted by %s from %s: %s of mapping %s v%d", r.SubmittedBy, r.ClientIP, r.RequestType, r.Mapping, r.MappingVersion)}).Error
+	}, ChannelRunsPending)
+	if errors.Is(err, ErrConflict) && r.IdempotencyKey != nil {
+		// Lost a race with the same key: answer as the winner did.
+		if prev, err2 := s.runByIdempotencyKey(ctx, r.UserID, *r.IdempotencyKey); err2 == nil {
+			return idempotentReplay(prev, r)
+		}
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("insert run %s: %w", r.ID, err)
+	}
+	return r, true, nil
+}
+
+func idempotentReplay(prev, r *Run) (*Run, bool, error) {
+	if prev.RequestHash != r.RequestHash {
+		return nil, false, fmt.Errorf("idempotency key %q was used by run %s with a different request: %w", *r.IdempotencyKey, prev.ID, ErrConflict)
+	}
+	return prev, false, nil
+}
+
+func (s *Store) runByIdempotencyKey(ctx context.Context, userID int64, key string) (*Run, error) {
+	var r Run
+	if err := translate(s.db.WithContext(ctx).Where("user_id = ? AND idempotency_key = ?", userID, key).First(&r).Error); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// GetRun returns a run by run_id.
+func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
+	var r Run
+	if err := translate(s.db.WithContext(ctx).Where("id = ?", id).First(&r).Error); err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// RunFilter selects runs for ListRuns. Empty fields do not filter.
+type RunFilter struct {
+	States      []RunState
+	Mapping     string
+	SubmittedBy string
+	Region      string
+	// Mappings, when non-nil, restricts the list to these mappings (what the caller may read).
+	Mappings []string
+	// Cursor is the run_id after which (older than) the page starts.
+	Cursor string
+	Limit  int
+}
+
+// Paging limits of ListRuns.
+const (
+	ListLimitDefault = 50
+	ListLimitMax     = 1000
+)
+
+// ListRuns returns runs newest first and the cursor of the next page ("" at the end).
+func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = ListLimitDefault
+	}
+	f.Limit = min(f.Limit, ListLimitMax)
+	q := s.db.WithContext(ctx).Order("id DESC").Limit(f.Limit + 1)
+	if len(f.States) > 0 {
+		q = q.Where("state IN ?", f.States)
+	}
+	if f.Mapping != "" {
+		q = q.Where("mapping = ?", f.Mapping)
+	}
+	if f.SubmittedBy != "" {
+		q = q.Where("submitted_by = ?", f.SubmittedBy)
+	}
+	if f.Region != "" {
+		q = q.Where("region = ?", f.Region)
+	}
+	if f.Mappings != nil {
+		if len(f.Mappings) == 0 {
+			return nil, "", nil
+		}
+		q = q.Where("mapping IN ?", f.Mappings)
+	}
+	if f.Cursor != "" {
+		q = q.Where("id < ?", f.Cursor)
+	}
+	var runs []Run
+	if err := q.Find(&runs).Error; err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	next := ""
+	if len(runs) > f.Limit {
+		runs = runs[:f.Limit]
+		next = runs[len(runs)-1].ID
+	}
+	return runs, next, nil
+}
+
+// CountRuns counts runs by state in a region ("" for all regions).
+func (s *Store) CountRuns(ctx context.Context, region string) (map[RunState]int64, error) {
+	type row struct {
+		State RunState
+		N     int64
+	}
+	var rows []row
+	q := s.db.WithContext(ctx).Model(&Run{}).Select("state, COUNT(*) AS n").Group("state")
+	if region != "" {
+		q = q.Where("region = ?", region)
+	}
+	if err := q.Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := map[RunState]int64{}
+	for _, r := range rows {
+		out[r.State] = r.N
+	}
+	return out, nil
+}
+
+// transition moves run id from one of from to to, if it is still there (and,
+// with token, still fenced by it), applying set. Nothing changes otherwise,
+// and the error says why.
+func (s *Store) transition(tx *gorm.DB, id string, from []RunState, to RunState, token *int64, set map[string]any) error {
+	for _, f := range from {
+		if !CanTransition(f, to) {
+			return &TransitionError{RunID: id, From: from, To: to, Err: ErrIllegalTransition}
+		}
+	}
+	if set == nil {
+		set = map[string]any{}
+	}
+	set["state"] = to
+	set["updated_at"] = s.now()
+	q := tx.Model(&Run{}).Where("id = ? AND state IN ?", id, from)
+	if token != nil {
+		q = q.Where("fencing_token = ?", *token)
+	}
+	res := q.Updates(set)
+	if res.Error != nil {
+		return fmt.Errorf("run %s -> %s: %w", id, to, res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return nil
+	}
+	var cur Run
+	if err := tx.Select("id, state, fencing_token").Where("id = ?", id).First(&cur).Error; err != nil {
+		return &TransitionError{RunID: id, From: from, To: to, Err: ErrNotFound}
+	}
+	if token != nil && cur.FencingToken != *token {
+		return &TransitionError{RunID: id, From: from, To: to, Err: ErrStaleLease}
+	}
+	return &TransitionError{RunID: id, From: []RunState{cur.State}, To: to, Err: ErrIllegalTransition}
+}
+
+func (s *Store) event(tx *gorm.DB, runID string, attempt int, kind, node, format string, args ...any) error {
+	return tx.Create(&RunEvent{RunID: runID, Attempt: attempt, At: s.now(), Kind: kind, Node: node, Message: fmt.Sprintf(format, args...)}).Error
+}
+
+// AddEvent appends a line to a run's log.
+func (s *Store) AddEvent(ctx context.Context, ev *RunEvent) error {
+	if ev.At.IsZero() {
+		ev.At = s.now()
+	}
+	return s.db.WithContext(ctx).Create(ev).Error
+}
+
+// ListRunEvents returns a run's log in order, after event afterID.
+func (s *Store) ListRunEvents(ctx context.Context, runID string, afterID int64) ([]RunEvent, error) {
+	var evs []RunEvent
+	err := s.db.WithContext(ctx).Where("run_id = ? AND id > ?", runID, afterID).Order("id").Find(&evs).Error
+	return evs, err
+}
+
+// ListRunTasks returns a run's internal manifest.
+func (s *Store) ListRunTasks(ctx context.Context, runID string) ([]RunTask, error) {
+	var ts []RunTask
+	err := s.db.WithContext(ctx).Where("run_id = ?", runID).Order("seq").Find(&ts).Error
+	return ts, err
+}
+
+// ListRunAttempts returns the attempts of a run, or of every run when runID is "".
+func (s *Store) ListRunAttempts(ctx context.Context, runID string) ([]RunAttempt, error) {
+	q := s.db.WithContext(ctx).Order("run_id, attempt")
+	if runID != "" {
+		q = q.Where("run_id = ?", runID)
+	}
+	var as []RunAttempt
+	return as, q.Find(&as).Error
+}
+
+// RequestCancel cancels a pending or queued run at once, and asks the worker
+// of an active run to stop (it observes the flag within a heartbeat). A run
+// already finished is ErrIllegalTransition.
+func (s *Store) RequestCancel(ctx context.Context, id, by string) (*Run, error) {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		var r Run
+		if err := translate(tx.Where("id = ?", id).First(&r).Error); err != nil {
+			return err
+		}
+		switch r.State {
+		case StatePending, StateQueued:
+			now := s.now()
+			if err := s.transition(tx, id, []RunState{r.State}, StateCanceled, nil, map[string]any{
+				"cancel_requested": true, "finished_at": now, "error": "canceled by " + by, "hold_reason": "",
+			}); err != nil {
+				return err
+			}
+		case StateActive:
+			if err := tx.Model(&Run{}).Where("id = ? AND state = ?", id, StateActive).Updates(map[string]any{"cancel_requested": true, "updated_at": s.now()}).Error; err != nil {
+				return err
+			}
+		default:
+			return &TransitionError{RunID: id, From: []RunState{r.State}, To: StateCanceled, Err: ErrIllegalTransition}
+		}
+		return s.event(tx, id, r.Attempt, "cancel_requested", "", "cancel requested by %s while %s", by, r.State)
+	}, ChannelRunsFinished)
+	if err != nil {
+		return nil, fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	return s.GetRun(ctx, id)
+}

@@ -1,0 +1,201 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"gorm.io/gorm"
+	"strings"
+)
+
+// System kinds known to the catalog. Connectors register the same names.
+const (
+	KindFS   = "fs"
+	KindNull = "null"
+)
+
+// KnownKinds lists the system kinds a System may have. Connector packages
+// implement them; the list grows as connectors are added.
+var KnownKinds = []string{KindFS, KindNull}
+
+// Validate checks a system's own fields.
+func (sys *System) Validate() error {
+	if err := ValidateName("name", sys.Name); err != nil {
+		return err
+	}
+	if !oneOf(sys.Kind, KnownKinds) {
+		return Invalid("kind", "must be one of %s; got %q", strings.Join(KnownKinds, ", "), sys.Kind)
+	}
+	if sys.Region == "" {
+		return Invalid("region", "is required")
+	}
+	if sys.MaxConcurrentRuns < 0 {
+		return Invalid("max_concurrent_runs", "must be 0 (no limit) or more, got %d", sys.MaxConcurrentRuns)
+	}
+	if sys.Kind == KindFS {
+		root := sys.Settings.V["root"]
+		if root == "" || !strings.HasPrefix(root, "/") {
+			return Invalid("settings.root", "an fs system needs an absolute root directory, got %q", root)
+		}
+	}
+	return nil
+}
+
+// CreateSystem inserts a system; an existing name is ErrConflict.
+func (s *Store) CreateSystem(ctx context.Context, sys *System) error {
+	if err := sys.Validate(); err != nil {
+		return err
+	}
+	if err := translate(s.db.WithContext(ctx).Create(sys).Error); err != nil {
+		return fmt.Errorf("create system %s: %w", sys.Name, err)
+	}
+	return nil
+}
+
+// GetSystem returns a system by name.
+func (s *Store) GetSystem(ctx context.Context, name string) (*System, error) {
+	var sys System
+	if err := translate(s.db.WithContext(ctx).Where("name = ?", name).First(&sys).Error); err != nil {
+		return nil, fmt.Errorf("get system %s: %w", name, err)
+	}
+	return &sys, nil
+}
+
+// ListSystems returns every system by name.
+func (s *Store) ListSystems(ctx context.Context) ([]System, error) {
+	var out []System
+	return out, s.db.WithContext(ctx).Order("name").Find(&out).Error
+}
+
+// UpdateSystem replaces a system's kind, region, settings, secrets (when
+// non-nil) and limit, found by name.
+func (s *Store) UpdateSystem(ctx context.Context, sys *System) error {
+	if err := sys.Validate(); err != nil {
+		return err
+	}
+	cur, err := s.GetSystem(ctx, sys.Name)
+	if err != nil {
+		return err
+	}
+	up := map[string]any{
+		"kind": sys.Kind, "region": sys.Region, "settings": sys.Settings,
+		"max_concurrent_runs": sys.MaxConcurrentRuns, "updated_at": s.now(),
+	}
+	if sys.Secrets.V != nil {
+		up["secrets"] = sys.Secrets
+	}
+	if err := s.db.WithContext(ctx).Model(&System{}).Where("id = ?", cur.ID).Updates(up).Error; err != nil {
+		return fmt.Errorf("update system %s: %w", sys.Name, err)
+	}
+	got, err := s.GetSystem(ctx, sys.Name)
+	if err != nil {
+		return err
+	}
+	*sys = *got
+	return nil
+}
+
+// DeleteSystem removes a system that no enabled mapping uses.
+func (s *Store) DeleteSystem(ctx context.Context, name string) error {
+	var users []string
+	if err := s.db.WithContext(ctx).Model(&Mapping{}).
+		Where("(source_system = ? OR target_system = ?) AND enabled = ?", name, name, true).
+		Distinct().Pluck("name", &users).Error; err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("delete system %s: %w: used by mappings %s", name, ErrConflict, strings.Join(users, ", "))
+	}
+	res := s.db.WithContext(ctx).Where("name = ?", name).Delete(&System{})
+	if res.Error != nil {
+		return fmt.Errorf("delete system %s: %w", name, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("delete system %s: %w", name, ErrNotFound)
+	}
+	return nil
+}
+
+// PutMapping validates m and stores it as the next version of its name
+// (version 1 for a new name). Its systems must exist.
+func (s *Store) PutMapping(ctx context.Context, m *Mapping) error {
+	if m.MaxAttempts == 0 {
+		m.MaxAttempts = MaxAttemptsDefault
+	}
+	if m.TimeoutSeconds == 0 {
+		m.TimeoutSeconds = TimeoutSecondsDefault
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	src, err := s.GetSystem(ctx, m.Source.V.System)
+	if errors.Is(err, ErrNotFound) {
+		return Invalid("source.system", "no system named %q", m.Source.V.System)
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.GetSystem(ctx, m.Target.V.System); errors.Is(err, ErrNotFound) {
+		return Invalid("target.system", "no system named %q", m.Target.V.System)
+	} else if err != nil {
+		return err
+	}
+	if m.Region == "" {
+		m.Region = src.Region
+	}
+	m.SourceSystem, m.TargetSystem = m.Source.V.System, m.Target.V.System
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		var cur int
+		if err := tx.Model(&Mapping{}).Where("name = ?", m.Name).Select("COALESCE(MAX(version), 0)").Scan(&cur).Error; err != nil {
+			return err
+		}
+		m.ID = 0
+		m.Version = cur + 1
+		return translate(tx.Create(m).Error)
+	})
+	if err != nil {
+		return fmt.Errorf("put mapping %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// GetMapping returns the latest version of a mapping.
+func (s *Store) GetMapping(ctx context.Context, name string) (*Mapping, error) {
+	var m Mapping
+	if err := translate(s.db.WithContext(ctx).Where("name = ?", name).Order("version DESC").First(&m).Error); err != nil {
+		return nil, fmt.Errorf("get mapping %s: %w", name, err)
+	}
+	return &m, nil
+}
+
+// GetMappingVersion returns one version of a mapping.
+func (s *Store) GetMappingVersion(ctx context.Context, name string, version int) (*Mapping, error) {
+	var m Mapping
+	if err := translate(s.db.WithContext(ctx).Where("name = ? AND version = ?", name, version).First(&m).Error); err != nil {
+		return nil, fmt.Errorf("get mapping %s v%d: %w", name, version, err)
+	}
+	return &m, nil
+}
+
+// ListMappings returns the latest version of every mapping, by name.
+func (s *Store) ListMappings(ctx context.Context) ([]Mapping, error) {
+	var out []Mapping
+	err := s.db.WithContext(ctx).
+		Where("version = (SELECT MAX(m2.version) FROM mappings m2 WHERE m2.name = mappings.name)").
+		Order("name").Find(&out).Error
+	return out, err
+}
+
+// DisableMapping stores a new, disabled version of a mapping: runs can no
+// longer be submitted, and its history stays.
+func (s *Store) DisableMapping(ctx context.Context, name, by string) error {
+	m, err := s.GetMapping(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !m.Enabled {
+		return nil
+	}
+	m.Enabled = false
+	m.CreatedBy = by
+	return s.PutMapping(ctx, m)
+}
