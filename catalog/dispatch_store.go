@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // ListDispatchable returns a region's pending runs that may be dispatched now,
@@ -77,12 +78,20 @@ func (s *Store) DispatchRun(ctx context.Context, p DispatchParams) error {
 	return nil
 }
 
+// checkLease fails with ErrNotLeader unless holder has the named lease with
+// token. On PostgreSQL the lease row stays locked until the transaction ends,
+// so a successor's AcquireLease waits for this dispatch to commit and then
+// counts it: two leaders never decide on stale counts at the same time.
 func (s *Store) checkLease(tx *gorm.DB, name, holder string, token int64) error {
-	var n int64
-	if err := tx.Model(&Lease{}).Where("name = ? AND holder = ? AND token = ? AND expires_at > ?", name, holder, token, s.now()).Count(&n).Error; err != nil {
+	q := tx.Model(&Lease{}).Where("name = ? AND holder = ? AND token = ? AND expires_at > ?", name, holder, token, s.now())
+	if s.dialect == DialectPostgres {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var held []Lease
+	if err := q.Find(&held).Error; err != nil {
 		return err
 	}
-	if n == 0 {
+	if len(held) == 0 {
 		return ErrNotLeader
 	}
 	return nil
