@@ -48,10 +48,28 @@ type Principal struct {
 	Entitlements []Entitlement
 }
 
-// Allowed reports whether p may do action on resource from ip. Admins may do everything.
+// roleActions lists the actions each role may take at all; an entitlement
+// must still grant them on the resource. Admins may do everything.
+var roleActions = map[string][]string{
+	RoleViewer:    {ActionRead},
+	RoleSubmitter: {ActionRead, ActionSubmit},
+	RoleOperator:  {ActionRead, ActionSubmit, ActionCancel, ActionManage},
+}
+
+// RoleAllows reports whether a user of role may take action at all.
+func RoleAllows(role, action string) bool {
+	return role == RoleAdmin || oneOf(action, roleActions[role])
+}
+
+// Allowed reports whether p may do action on resource from ip: the user's
+// role must allow the action and an entitlement must grant it on the
+// resource, from a network it lists. Admins may do everything.
 func (p *Principal) Allowed(action, resource string, ip netip.Addr) bool {
 	if p.User.Role == RoleAdmin {
 		return true
+	}
+	if !RoleAllows(p.User.Role, action) {
+		return false
 	}
 	for _, e := range p.Entitlements {
 		if e.Action != action || !ResourceMatches(e.Resource, resource) {
