@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/weirdata/weir/catalog"
+)
+
+// Names of what `weir dev` creates.
+const (
+	AdminUserName   = "admin"
+	AdminTokenFile  = "admin-token"
+	DemoSourceName  = "demo-src"
+	DemoTargetName  = "demo-dst"
+	DemoMappingName = "demo-trades"
+)
+
+func newDevCmd(g *globals) *cobra.Command {
+	f := &serviceFlags{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run every role in one process on an embedded SQLite catalog with demo data",
+		Long: `Run the broker, workload manager and a worker in one process on an
+embedded SQLite catalog under --data-dir (default ./weir-data).
+
+On first start it creates an admin user and an API token (printed once and
+written to <data-dir>/admin-token, mode 0600; WEIR_ADMIN_TOKEN, when set, is
+used as that token instead), two filesystem systems demo-src and demo-dst
+under the data dir, a few hundred sample CSV files of trades by symbol and
+business date in demo-src, and the mapping demo-trades between them.
+
+  weir dev
+  weir submit demo-trades -p business_date=2026-11-20 --wait`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDev(cmd.Context(), g, f)
+		},
+	}
+	f.bindCommon(cmd)
+	f.bindServer(cmd)
+	f.bindWorker(cmd)
+	return cmd
+}
+
+func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
+	log, err := f.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	dataDir, err := filepath.Abs(g.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return withHint(fmt.Errorf("create data dir: %w", err), "pass --data-dir to a writable directory")
+	}
+	if f.catalog == "" {
+		f.catalog = filepath.Join(dataDir, "catalog.db")
+	}
+	store, err := openCatalog(ctx, f.catalog, log, true)
+	if err != nil {
+		return err
+	}
+	token, err := devAdminToken(ctx, store, dataDir)
+	if err != nil {
+		_ = store.Close()
+		return err
+	}
+	if err := seedDemo(ctx, store, dataDir, f.region, log); err != nil {
+		_ = store.Close()
+		return err
+	}
+	node := f.node()
+	s := &stack{log: log.With("node", node), store: store}
+	if _, err := s.addServer(f, node); err != nil {
+		_ = store.Close()
+		return err
+	}
+	url := "http://" + s.ln.Addr().String()
+	s.addWorker(f, node, []string{catalog.NodeRoleServer, catalog.NodeRoleWorker}, url)
+	out := g.main.Stdout
+	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, f.catalog, f.region)
+	if token != "" {
+		fmt.Fprintf(out, "Admin API token (shown once, also in %s):\n  %s\n", filepath.Join(dataDir, AdminTokenFile), token)
+	}
+	fmt.Fprintf(out, "Submit a run of the demo mapping and watch it:\n  go run ./cmd/weir submit %s -p business_date=2026-11-20 --wait --server %s --data-dir %s\n",
+		DemoMappingName, url, g.dataDir)
+	fmt.Fprintf(out, "or with curl:\n  curl -s -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' -d '{\"mapping\":\"%s\",\"params\":{\"business_date\":\"2026-11-20\"}}' %s/api/v1/runs\n",
+		filepath.Join(g.dataDir, AdminTokenFile), DemoMappingName, url)
+	return s.serve(ctx)
+}
+
+// devAdminToken makes sure the admin user and its token exist. It returns
+// the token when it was created now (to be printed once), "" otherwise.
+func devAdminToken(ctx context.Context, store *catalog.Store, dataDir string) (string, error) {
+	path := filepath.Join(dataDir, AdminTokenFile)
+	if env := os.Getenv("WEIR_ADMIN_TOKEN"); env != "" {
+		if _, err := ensureAdmin(ctx, store, env); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(path, []byte(env+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write %s: %w", path, err)
+		}
+		return "", nil // the caller chose it: never echo it
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		if _, err := store.Authenticate(ctx, string(trimNL(b))); err == nil {
+			return "", nil
+		}
+	}
+	tok := catalog.NewTokenSecret()
+	if _, err := ensureAdmin(ctx, store, tok); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return tok, nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// ensureAdmin makes sure the admin user exists and that token authenticates
+// as it, creating the user and the token as needed. created tells whether the
+// token was new.
+func ensureAdmin(ctx context.Context, store *catalog.Store, token string) (bool, error) {
+	u, err := store.GetUserByName(ctx, AdminUserName)
+	if errors.Is(err, catalog.ErrNotFound) {
+		u = &catalog.User{Name: AdminUserName, Role: catalog.RoleAdmin}
+		if err := store.CreateUser(ctx, u); err != nil {
+			return false, fmt.Errorf("create admin user: %w", err)
+		}
+	} else if err != nil {
+		return false, err
+	}
+	if p, err := store.Authenticate(ctx, token); err == nil {
+		if p.User.ID != u.ID {
+			return false, fmt.Errorf("WEIR_ADMIN_TOKEN belongs to user %s, not %s", p.User.Name, AdminUserName)
+		}
+		return false, nil
+	} else if !errors.Is(err, catalog.ErrUnauthenticated) {
+		return false, err
+	}
+	if _, _, err := store.CreateToken(ctx, catalog.CreateTokenParams{UserID: u.ID, Name: "admin", Secret: token}); err != nil {
+		if errors.Is(err, catalog.ErrConflict) {
+			return false, withHint(errors.New("the admin token was revoked or expired"), "set WEIR_ADMIN_TOKEN to a new value, or remove it to get a fresh token")
+		}
+		return false, fmt.Errorf("create admin token: %w", err)
+	}
+	return true, nil
+}
