@@ -1,0 +1,207 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/weirdata/weir/catalog"
+)
+
+// Catalog types as the API returns them.
+type (
+	// System is a data source or target. Its secrets are never returned.
+	System = catalog.System
+	// Mapping is one version of what moves from a source to a target.
+	Mapping = catalog.Mapping
+	// Endpoint is one side of a mapping: a system and, for files, a path pattern.
+	Endpoint = catalog.Endpoint
+	// ParamSpec declares a parameter of a mapping.
+	ParamSpec = catalog.ParamSpec
+)
+
+// SystemRequest creates or replaces a system.
+type SystemRequest struct {
+	Name string `json:"name"`
+	// Kind is the system's kind: "fs", "null", ... (catalog.KnownKinds).
+	Kind string `json:"kind"`
+	// Region defaults to the server's region when empty.
+	Region string `json:"region,omitempty"`
+	// Settings are the connection settings, such as {"root": "/data/in"} for fs.
+	Settings map[string]string `json:"settings"`
+	// Secrets are written, never read back: passwords and keys.
+	Secrets map[string]string `json:"secrets,omitempty"`
+	// MaxConcurrentRuns caps the runs using this system at once; 0 for no limit.
+	MaxConcurrentRuns int `json:"max_concurrent_runs,omitempty"`
+}
+
+// MappingRequest creates a mapping, or a new version of it.
+type MappingRequest struct {
+	Name string `json:"name"`
+	// Region defaults to the server's region when empty.
+	Region      string      `json:"region,omitempty"`
+	Description string      `json:"description,omitempty"`
+	Source      Endpoint    `json:"source"`
+	Target      Endpoint    `json:"target"`
+	Params      []ParamSpec `json:"params,omitempty"`
+	// MaxAttempts and TimeoutSeconds take the server's defaults when 0.
+	MaxAttempts    int `json:"max_attempts,omitempty"`
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// Enabled, when nil, leaves the server's default.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+// CreateSystem creates a system; an existing name is a 409 (catalog.ErrConflict).
+func (c *Client) CreateSystem(ctx context.Context, req SystemRequest) (*System, error) {
+	if err := catalog.ValidateName("name", req.Name); err != nil {
+		return nil, fmt.Errorf("create system: %w", err)
+	}
+	var sys System
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/systems", body: req}, &sys); err != nil {
+		return nil, fmt.Errorf("create system %s: %w", req.Name, err)
+	}
+	return &sys, nil
+}
+
+// UpdateSystem replaces the system named req.Name.
+func (c *Client) UpdateSystem(ctx context.Context, req SystemRequest) (*System, error) {
+	if err := checkID("name", req.Name); err != nil {
+		return nil, fmt.Errorf("update system: %w", err)
+	}
+	var sys System
+	if _, err := c.do(ctx, request{method: http.MethodPut, path: "/api/v1/systems/" + esc(req.Name), body: req, idempotent: true}, &sys); err != nil {
+		return nil, fmt.Errorf("update system %s: %w", req.Name, err)
+	}
+	return &sys, nil
+}
+
+// GetSystem returns a system by name.
+func (c *Client) GetSystem(ctx context.Context, name string) (*System, error) {
+	if err := checkID("name", name); err != nil {
+		return nil, fmt.Errorf("get system: %w", err)
+	}
+	var sys System
+	if err := c.get(ctx, "/api/v1/systems/"+esc(name), nil, &sys); err != nil {
+		return nil, fmt.Errorf("get system %s: %w", name, err)
+	}
+	return &sys, nil
+}
+
+// ListSystems returns every system the caller may read.
+func (c *Client) ListSystems(ctx context.Context) ([]System, error) {
+	var raw json.RawMessage
+	if err := c.get(ctx, "/api/v1/systems", nil, &raw); err != nil {
+		return nil, fmt.Errorf("list systems: %w", err)
+	}
+	var out []System
+	if err := decodeList(raw, "systems", &out); err != nil {
+		return nil, fmt.Errorf("list systems: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteSystem deletes a system; one that mappings still use is a 409.
+func (c *Client) DeleteSystem(ctx context.Context, name string) error {
+	if err := checkID("name", name); err != nil {
+		return fmt.Errorf("delete system: %w", err)
+	}
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/systems/" + esc(name), idempotent: true}, nil); err != nil {
+		return fmt.Errorf("delete system %s: %w", name, err)
+	}
+	return nil
+}
+
+// CreateMapping creates a mapping (version 1); an existing name is a 409.
+func (c *Client) CreateMapping(ctx context.Context, req MappingRequest) (*Mapping, error) {
+	if err := catalog.ValidateName("name", req.Name); err != nil {
+		return nil, fmt.Errorf("create mapping: %w", err)
+	}
+	var m Mapping
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/mappings", body: req}, &m); err != nil {
+		return nil, fmt.Errorf("create mapping %s: %w", req.Name, err)
+	}
+	return &m, nil
+}
+
+// UpdateMapping stores a new version of the mapping named req.Name.
+func (c *Client) UpdateMapping(ctx context.Context, req MappingRequest) (*Mapping, error) {
+	if err := checkID("name", req.Name); err != nil {
+		return nil, fmt.Errorf("update mapping: %w", err)
+	}
+	var m Mapping
+	if _, err := c.do(ctx, request{method: http.MethodPut, path: "/api/v1/mappings/" + esc(req.Name), body: req, idempotent: true}, &m); err != nil {
+		return nil, fmt.Errorf("update mapping %s: %w", req.Name, err)
+	}
+	return &m, nil
+}
+
+// GetMapping returns the latest version of a mapping.
+func (c *Client) GetMapping(ctx context.Context, name string) (*Mapping, error) {
+	if err := checkID("name", name); err != nil {
+		return nil, fmt.Errorf("get mapping: %w", err)
+	}
+	var m Mapping
+	if err := c.get(ctx, "/api/v1/mappings/"+esc(name), nil, &m); err != nil {
+		return nil, fmt.Errorf("get mapping %s: %w", name, err)
+	}
+	return &m, nil
+}
+
+// ListMappings returns the latest version of every mapping the caller may read.
+func (c *Client) ListMappings(ctx context.Context) ([]Mapping, error) {
+	var raw json.RawMessage
+	if err := c.get(ctx, "/api/v1/mappings", nil, &raw); err != nil {
+		return nil, fmt.Errorf("list mappings: %w", err)
+	}
+	var out []Mapping
+	if err := decodeList(raw, "mappings", &out); err != nil {
+		return nil, fmt.Errorf("list mappings: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteMapping disables a mapping: its history stays, new runs are refused.
+func (c *Client) DeleteMapping(ctx context.Context, name string) error {
+	if err := checkID("name", name); err != nil {
+		return fmt.Errorf("delete mapping: %w", err)
+	}
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/mappings/" + esc(name), idempotent: true}, nil); err != nil {
+		return fmt.Errorf("delete mapping %s: %w", name, err)
+	}
+	return nil
+}
+
+// Identity is who the server takes the caller for.
+type Identity struct {
+	User         catalog.User          `json:"user"`
+	TokenID      int64                 `json:"token_id,omitempty"`
+	Entitlements []catalog.Entitlement `json:"entitlements,omitempty"`
+}
+
+// WhoAmI returns the caller's user, token and entitlements.
+func (c *Client) WhoAmI(ctx context.Context) (*Identity, error) {
+	var id Identity
+	if err := c.get(ctx, "/api/v1/whoami", nil, &id); err != nil {
+		return nil, fmt.Errorf("whoami: %w", err)
+	}
+	return &id, nil
+}
+
+// decodeList accepts a list answer as {"<key>": [...]} or as a bare array.
+func decodeList[T any](raw json.RawMessage, key string, out *[]T) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '[' {
+		return json.Unmarshal(raw, out)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	items, ok := obj[key]
+	if !ok {
+		return fmt.Errorf("decode answer: no %q list in it", key)
+	}
+	return json.Unmarshal(items, out)
+}

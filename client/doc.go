@@ -1,0 +1,27 @@
+// Package client is the Go client of Weir's REST API (/api/v1): submit runs,
+// follow them, read their events, tasks, plans and delivery manifests, and
+// read or manage systems and mappings.
+//
+// Build a client with New, giving the server's base URL and an API token:
+//
+//	c, err := client.New("http://127.0.0.1:8080", token)
+//	run, err := c.SubmitRun(ctx, client.SubmitRunRequest{
+//		Mapping: "demo-trades",
+//		Params:  map[string]string{"business_date": "2026-11-20"},
+//	})
+//	final, err := c.WaitRun(ctx, run.ID, time.Second, nil)
+//
+// Every method takes a context first. Errors the server answers are
+// *APIError values (use errors.As), which also match catalog.ErrNotFound,
+// catalog.ErrConflict and catalog.ErrUnauthenticated with errors.Is.
+//
+// Requests that are safe to repeat (GET, PUT, DELETE, and POST /runs, which
+// always carries an idempotency key: the client makes one when the caller gives
+// none) are retried with exponential backoff when the server answers 503 or the
+// connection fails; any request is retried when the connection could not be
+// opened at all, since then nothing reached the server. The API token is sent
+// only in the Authorization header and never appears in an error or a log line.
+//
+// The package imports the standard library and catalog, for the wire types the
+// server and the client share; it never imports the server's packages.
+package client
