@@ -12,8 +12,6 @@ import (
 
 // Catalog types as the API returns them.
 type (
-	// System is a data source or target. Its secrets are never returned.
-	System = catalog.System
 	// Mapping is one version of what moves from a source to a target.
 	Mapping = catalog.Mapping
 	// Endpoint is one side of a mapping: a system and, for files, a path pattern.
@@ -21,6 +19,14 @@ type (
 	// ParamSpec declares a parameter of a mapping.
 	ParamSpec = catalog.ParamSpec
 )
+
+// System is a data source or target as the API shows it: never its
+// secrets' values, only their names.
+type System struct {
+	catalog.System
+	// SecretKeys names the secrets the system holds.
+	SecretKeys []string `json:"secret_keys,omitempty"`
+}
 
 // SystemRequest creates or replaces a system.
 type SystemRequest struct {
@@ -31,7 +37,8 @@ type SystemRequest struct {
 	Region string `json:"region,omitempty"`
 	// Settings are the connection settings, such as {"root": "/data/in"} for fs.
 	Settings map[string]string `json:"settings"`
-	// Secrets are written, never read back: passwords and keys.
+	// Secrets are written, never read back: passwords and keys. On update,
+	// nil keeps the stored secrets and an empty map removes them.
 	Secrets map[string]string `json:"secrets,omitempty"`
 	// MaxConcurrentRuns caps the runs using this system at once; 0 for no limit.
 	MaxConcurrentRuns int `json:"max_concurrent_runs,omitempty"`
@@ -40,7 +47,7 @@ type SystemRequest struct {
 // MappingRequest creates a mapping, or a new version of it.
 type MappingRequest struct {
 	Name string `json:"name"`
-	// Region defaults to the server's region when empty.
+	// Region defaults to the source system's region when empty.
 	Region      string      `json:"region,omitempty"`
 	Description string      `json:"description,omitempty"`
 	Source      Endpoint    `json:"source"`
@@ -49,7 +56,7 @@ type MappingRequest struct {
 	// MaxAttempts and TimeoutSeconds take the server's defaults when 0.
 	MaxAttempts    int `json:"max_attempts,omitempty"`
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
-	// Enabled, when nil, leaves the server's default.
+	// Enabled, when nil, means true on create and "unchanged" on update.
 	Enabled *bool `json:"enabled,omitempty"`
 }
 
@@ -162,22 +169,27 @@ func (c *Client) ListMappings(ctx context.Context) ([]Mapping, error) {
 	return out, nil
 }
 
-// DeleteMapping disables a mapping: its history stays, new runs are refused.
-func (c *Client) DeleteMapping(ctx context.Context, name string) error {
+// DeleteMapping disables a mapping: a new, disabled version is stored, its
+// history stays, and new runs are refused. It returns that version.
+func (c *Client) DeleteMapping(ctx context.Context, name string) (*Mapping, error) {
 	if err := checkID("name", name); err != nil {
-		return fmt.Errorf("delete mapping: %w", err)
+		return nil, fmt.Errorf("delete mapping: %w", err)
 	}
-	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/mappings/" + esc(name), idempotent: true}, nil); err != nil {
-		return fmt.Errorf("delete mapping %s: %w", name, err)
+	var m Mapping
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/mappings/" + esc(name), idempotent: true}, &m); err != nil {
+		return nil, fmt.Errorf("delete mapping %s: %w", name, err)
 	}
-	return nil
+	return &m, nil
 }
 
 // Identity is who the server takes the caller for.
 type Identity struct {
-	User         catalog.User          `json:"user"`
-	TokenID      int64                 `json:"token_id,omitempty"`
-	Entitlements []catalog.Entitlement `json:"entitlements,omitempty"`
+	ID           int64                 `json:"id"`
+	Name         string                `json:"name"`
+	Role         string                `json:"role"`
+	TokenID      int64                 `json:"token_id"`
+	ClientIP     string                `json:"client_ip"`
+	Entitlements []catalog.Entitlement `json:"entitlements"`
 }
 
 // WhoAmI returns the caller's user, token and entitlements.

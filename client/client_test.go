@@ -591,7 +591,7 @@ func TestSystemsMappingsAndWhoAmI(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method + " " + r.URL.Path {
 		case "GET /api/v1/systems":
-			writeJSON(w, 200, map[string]any{"systems": []any{map[string]any{"name": "demo-src", "kind": "fs", "region": "local", "settings": map[string]string{"root": "/d"}}}})
+			writeJSON(w, 200, map[string]any{"systems": []any{map[string]any{"name": "demo-src", "kind": "fs", "region": "local", "settings": map[string]string{"root": "/d"}, "secret_keys": []string{"password"}}}})
 		case "GET /api/v1/mappings":
 			// A bare array is accepted too.
 			writeJSON(w, 200, []any{map[string]any{"name": "demo-trades", "version": 2, "source": map[string]string{"system": "demo-src", "path": "{business_date}/*.csv"}}})
@@ -608,7 +608,7 @@ func TestSystemsMappingsAndWhoAmI(t *testing.T) {
 			assert.Equal(t, map[string]any{"system": "null1"}, m["source"])
 			writeJSON(w, 201, map[string]any{"name": m["name"], "version": 1, "enabled": true})
 		case "GET /api/v1/whoami":
-			writeJSON(w, 200, map[string]any{"user": map[string]any{"name": "admin", "role": "admin"}, "token_id": 3})
+			writeJSON(w, 200, map[string]any{"id": 1, "name": "admin", "role": "admin", "token_id": 3, "client_ip": "127.0.0.1", "entitlements": []any{}})
 		default:
 			t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
 		}
@@ -621,6 +621,7 @@ func TestSystemsMappingsAndWhoAmI(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, systems, 1)
 	assert.Equal(t, "/d", systems[0].Settings.V["root"])
+	assert.Equal(t, []string{"password"}, systems[0].SecretKeys)
 
 	mappings, err := c.ListMappings(ctx)
 	require.NoError(t, err)
@@ -646,6 +647,7 @@ func TestSystemsMappingsAndWhoAmI(t *testing.T) {
 
 	id, err := c.WhoAmI(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, "admin", id.User.Name)
+	assert.Equal(t, "admin", id.Name)
+	assert.Equal(t, "admin", id.Role)
 	assert.EqualValues(t, 3, id.TokenID)
 }
