@@ -1,0 +1,372 @@
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/weirdata/weir/catalog"
+)
+
+// Store is what the workload manager needs from the catalog; *catalog.Store implements it.
+type Store interface {
+	Now() time.Time
+	Subscribe(ctx context.Context, channel string) <-chan struct{}
+
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (*catalog.Lease, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+
+	MarkDeadNodes(ctx context.Context, region string, deadline time.Time) ([]string, error)
+	RequeueOrphans(ctx context.Context, region string) ([]string, error)
+	ReapExpiredLeases(ctx context.Context, region string) ([]string, error)
+	AbortTimedOut(ctx context.Context, region string) ([]string, error)
+
+	CountActive(ctx context.Context, region string) (catalog.ActiveCounts, error)
+	ListNodes(ctx context.Context, region string) ([]catalog.Node, error)
+	ListSystems(ctx context.Context) ([]catalog.System, error)
+	ListDispatchable(ctx context.Context, region string, limit int) ([]catalog.Run, error)
+	GetMappingVersion(ctx context.Context, name string, version int) (*catalog.Mapping, error)
+
+	DispatchRun(ctx context.Context, p catalog.DispatchParams) error
+	SetHoldReason(ctx context.Context, runID, reason string) error
+	FailPending(ctx context.Context, p catalog.FailPendingParams) error
+}
+
+// dispatchBatch is how many pending runs one tick considers, by priority
+// then age. Runs beyond it wait for a later tick, without a hold reason.
+const dispatchBatch = 1000
+
+// releaseTimeout bounds the lease release at shutdown.
+const releaseTimeout = 5 * time.Second
+
+// Manager is a region's workload manager. Run it on every server of the
+// region: one of them at a time is leader and governs.
+type Manager struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	el    *elector
+
+	// Owned by the Run goroutine.
+	maintTerm *term
+	maintAt   time.Time
+}
+
+// New returns a Manager for cfg (defaults filled) on store. Run checks cfg.
+func New(cfg Config, store Store) *Manager {
+	cfg = cfg.WithDefaults()
+	log := cfg.Logger.With(slog.String("region", cfg.Region))
+	return &Manager{
+		cfg:   cfg,
+		store: store,
+		log:   log,
+		el:    newElector(store, cfg.Region, cfg.NodeID, cfg.LeaseTTL, log),
+	}
+}
+
+// IsLeader reports whether this manager holds the region's leader lease now.
+func (m *Manager) IsLeader() bool { return m.el.current() != nil }
+
+// Run campaigns for the region's leader lease and, while it holds it,
+// governs the region. It returns nil when ctx ends, after it stopped
+// governing and released the lease, and an error only for a bad Config.
+// Catalog errors are logged and retried on the next tick.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := m.cfg.validate(); err != nil {
+		return fmt.Errorf("start workload manager: %w", err)
+	}
+	if m.store == nil {
+		return errors.New("start workload manager: no catalog store")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	pending := m.store.Subscribe(ctx, catalog.ChannelRunsPending)
+	finished := m.store.Subscribe(ctx, catalog.ChannelRunsFinished)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.el.run(ctx)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+		for range pending { // the Store closes them once its listeners stopped
+		}
+		for range finished {
+		}
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer rcancel()
+		m.el.release(rctx)
+	}()
+
+	poll := time.NewTicker(m.cfg.PollInterval)
+	defer poll.Stop()
+	m.log.Debug("workload manager started", slog.String("node_id", m.cfg.NodeID))
+	for {
+		fromPoll := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.el.changed:
+		case <-pending:
+		case <-finished:
+		case <-poll.C:
+			fromPoll = true
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if t := m.el.current(); t != nil {
+			m.tick(t, fromPoll)
+		}
+	}
+}
+
+// tick does one round of a leader's work: maintenance when it is due, then governing.
+//
+// Maintenance runs on the poll tick and on the first tick of a term, not on
+// every wake-up: it deals with time passing (silent nodes, expired leases,
+// timeouts), and RequeueOrphans notifies ChannelRunsPending on each call,
+// which would otherwise wake the manager again and again.
+func (m *Manager) tick(t *term, fromPoll bool) {
+	ctx := t.ctx
+	if fromPoll || t != m.maintTerm || time.Since(m.maintAt) >= m.cfg.PollInterval {
+		m.maintTerm, m.maintAt = t, time.Now()
+		if err := m.maintain(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("maintenance failed; retrying on the next tick", slog.String("error", err.Error()))
+		}
+	}
+	if err := m.govern(ctx, t); err != nil {
+		switch {
+		case errors.Is(err, catalog.ErrNotLeader):
+			m.el.stepDown(t, "the catalog refused a dispatch: the lease is no longer ours")
+		case ctx.Err() != nil:
+			// Leadership ended or the manager stops: nothing to report.
+		default:
+			m.log.Warn("governing failed; retrying on the next tick", slog.String("error", err.Error()))
+		}
+	}
+}
+
+// maintain marks silent nodes dead, sends queued runs of gone workers back
+// to pending, reaps expired run leases and aborts runs past their timeout.
+func (m *Manager) maintain(ctx context.Context) error {
+	region := m.cfg.Region
+	var errs []error
+	dead, err := m.store.MarkDeadNodes(ctx, region, m.store.Now().Add(-m.cfg.NodeDeadAfter))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("mark dead nodes: %w", err))
+	}
+	for _, id := range dead {
+		m.log.Info("node is dead: not seen for too long", slog.String("node_id", id), slog.Duration("dead_after", m.cfg.NodeDeadAfter))
+	}
+	requeued, err := m.store.RequeueOrphans(ctx, region)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("requeue orphans: %w", err))
+	}
+	for _, id := range requeued {
+		m.log.Info("run back to pending: its worker is gone", slog.String("run_id", id))
+	}
+	reaped, err := m.store.ReapExpiredLeases(ctx, region)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("reap expired leases: %w", err))
+	}
+	for _, id := range reaped {
+		m.log.Info("run lease expired: attempt ended, retried or failed", slog.String("run_id", id))
+	}
+	aborted, err := m.store.AbortTimedOut(ctx, region)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("abort timed-out runs: %w", err))
+	}
+	for _, id := range aborted {
+		m.log.Info("run aborted: past its timeout", slog.String("run_id", id))
+	}
+	return errors.Join(errs...)
+}
+
+// candidate is a pending run with its draft plan.
+type candidate struct {
+	run   *catalog.Run
+	draft planDraft
+}
+
+// govern admits the region's pending runs that fit, writes their plans and
+// assigns them to workers, and records why the others wait.
+func (m *Manager) govern(ctx context.Context, t *term) error {
+	region := m.cfg.Region
+	runs, err := m.store.ListDispatchable(ctx, region, dispatchBatch)
+	if err != nil {
+		return fmt.Errorf("list dispatchable runs: %w", err)
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	counts, err := m.store.CountActive(ctx, region)
+	if err != nil {
+		return fmt.Errorf("count active runs: %w", err)
+	}
+	nodes, err := m.store.ListNodes(ctx, region)
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	systemList, err := m.store.ListSystems(ctx)
+	if err != nil {
+		return fmt.Errorf("list systems: %w", err)
+	}
+	systems := make(map[string]*catalog.System, len(systemList))
+	limits := make(map[string]int, len(systemList))
+	for i := range systemList {
+		s := &systemList[i]
+		systems[s.Name] = s
+		limits[s.Name] = s.MaxConcurrentRuns
+	}
+	workers := liveWorkers(nodes, counts.Workers, m.store.Now(), m.cfg.NodeDeadAfter)
+
+	cands := make(map[string]candidate, len(runs))
+	in := GovernInput{
+		Region:        region,
+		MaxActiveRuns: m.cfg.MaxActiveRuns,
+		Active:        counts.Region,
+		SystemLimits:  limits,
+		SystemActive:  counts.Systems,
+		Workers:       workers,
+		Pending:       make([]PendingRun, 0, len(runs)),
+	}
+	mappings := map[mappingKey]*catalog.Mapping{}
+	for i := range runs {
+		r := &runs[i]
+		draft, err := m.draft(ctx, r, mappings, systems)
+		if err != nil {
+			var pe *planError
+			if !errors.As(err, &pe) {
+				return err
+			}
+			if err := m.fail(ctx, t, r, pe.Error()); err != nil {
+				return err
+			}
+			continue
+		}
+		cands[r.ID] = candidate{run: r, draft: draft}
+		in.Pending = append(in.Pending, PendingRun{ID: r.ID, Priority: r.Priority, CreatedAt: r.CreatedAt, Source: r.SourceSystem, Target: r.TargetSystem})
+	}
+
+	decisions := Govern(in)
+	byID := make(map[string]WorkerLoad, len(workers))
+	for _, w := range workers {
+		byID[w.ID] = w
+	}
+	dispatched := 0
+	for _, d := range decisions {
+		if !d.Admitted() {
+			continue
+		}
+		c := cands[d.RunID]
+		plan := c.draft.finish(byID[d.Worker], m.store.Now())
+		err := m.store.DispatchRun(ctx, catalog.DispatchParams{
+			RunID: d.RunID, Worker: d.Worker, Plan: plan,
+			LeaseName: m.el.name, LeaseHolder: m.el.holder, LeaseToken: t.token,
+		})
+		var te *catalog.TransitionError
+		switch {
+		case err == nil:
+			dispatched++
+			m.log.Info("run dispatched", slog.String("run_id", d.RunID), slog.String("worker", d.Worker),
+				slog.String("mapping", c.run.Mapping), slog.Int("priority", c.run.Priority), slog.Int("max_threads", plan.MaxThreads))
+		case errors.As(err, &te) && !errors.Is(err, catalog.ErrNotLeader):
+			// Canceled or changed since it was listed: its capacity stays
+			// counted until the next tick, which errs on the safe side.
+			m.log.Debug("run no longer dispatchable", slog.String("run_id", d.RunID), slog.String("error", err.Error()))
+		default:
+			return err
+		}
+	}
+	for _, d := range decisions {
+		if d.Admitted() {
+			continue
+		}
+		r := cands[d.RunID].run
+		if r.HoldReason == d.Hold {
+			continue
+		}
+		if err := m.store.SetHoldReason(ctx, d.RunID, d.Hold); err != nil {
+			return fmt.Errorf("set hold reason of run %s: %w", d.RunID, err)
+		}
+		m.log.Info("run held", slog.String("run_id", d.RunID), slog.String("reason", d.Hold))
+	}
+	m.log.Debug("governed", slog.Int("pending", len(runs)), slog.Int("dispatched", dispatched),
+		slog.Int("active_before", counts.Region), slog.Int("workers", len(workers)))
+	return nil
+}
+
+type mappingKey struct {
+	name    string
+	version int
+}
+
+// planError means a run can never be planned as it stands: it is failed.
+type planError struct{ msg string }
+
+func (e *planError) Error() string { return e.msg }
+
+// draft resolves a run's mapping version (cached for the tick) and drafts its
+// plan. A *planError is permanent; any other error is the catalog's.
+func (m *Manager) draft(ctx context.Context, r *catalog.Run, cache map[mappingKey]*catalog.Mapping, systems map[string]*catalog.System) (planDraft, error) {
+	key := mappingKey{r.Mapping, r.MappingVersion}
+	mp, ok := cache[key]
+	if !ok {
+		var err error
+		mp, err = m.store.GetMappingVersion(ctx, r.Mapping, r.MappingVersion)
+		switch {
+		case errors.Is(err, catalog.ErrNotFound):
+			mp = nil
+		case err != nil:
+			return planDraft{}, fmt.Errorf("plan run %s: %w", r.ID, err)
+		}
+		cache[key] = mp
+	}
+	if mp == nil {
+		return planDraft{}, &planError{fmt.Sprintf("mapping %s version %d no longer exists", r.Mapping, r.MappingVersion)}
+	}
+	d, err := draftPlan(r, mp, systems)
+	if err != nil {
+		return planDraft{}, &planError{err.Error()}
+	}
+	return d, nil
+}
+
+// fail ends a run that can never be planned.
+func (m *Manager) fail(ctx context.Context, t *term, r *catalog.Run, msg string) error {
+	err := m.store.FailPending(ctx, catalog.FailPendingParams{
+		RunID: r.ID, Error: msg, LeaseName: m.el.name, LeaseHolder: m.el.holder, LeaseToken: t.token,
+	})
+	var te *catalog.TransitionError
+	switch {
+	case err == nil:
+		m.log.Warn("run failed: it cannot be planned", slog.String("run_id", r.ID), slog.String("error", msg))
+		return nil
+	case errors.As(err, &te) && !errors.Is(err, catalog.ErrNotLeader):
+		return nil // no longer pending
+	}
+	return err
+}
+
+// liveWorkers returns the nodes that can take runs now, with their load:
+// alive, with the worker role and at least one slot, and seen within
+// deadAfter of now. active is the queued and active runs by worker.
+func liveWorkers(nodes []catalog.Node, active map[string]int, now time.Time, deadAfter time.Duration) []WorkerLoad {
+	var out []WorkerLoad
+	for i := range nodes {
+		n := &nodes[i]
+		if n.State != catalog.NodeAlive || !n.HasRole(catalog.NodeRoleWorker) || n.Slots < 1 {
+			continue
+		}
+		if now.Sub(n.LastSeen) > deadAfter {
+			continue
+		}
+		out = append(out, WorkerLoad{ID: n.ID, Slots: n.Slots, Active: active[n.ID]})
+	}
+	return out
+}
