@@ -80,6 +80,7 @@ type env struct {
 	users   map[string]*catalog.User
 	peer    string // RemoteAddr of requests
 	handler http.Handler
+	cfg     broker.Config
 }
 
 // testToday is the broker's "today" in tests.
@@ -99,8 +100,8 @@ func newEnv(t *testing.T, store *catalog.Store, mod ...func(*broker.Config)) *en
 	for _, m := range mod {
 		m(&cfg)
 	}
-	e.srv = broker.New(cfg, store)
-	e.handler = e.srv.Handler()
+	e.cfg = cfg
+	e.rewire(store)
 
 	e.addUser("admin", catalog.RoleAdmin)
 	e.addUser("sub", catalog.RoleSubmitter, grant{"mapping:trades", catalog.ActionSubmit, nil}, grant{"mapping:trades", catalog.ActionRead, nil})
@@ -135,6 +136,15 @@ func newEnv(t *testing.T, store *catalog.Store, mod ...func(*broker.Config)) *en
 	}
 	return e
 }
+
+// rewire replaces the broker by one with the same configuration on store.
+func (e *env) rewire(store broker.Store) {
+	e.srv = broker.New(e.cfg, store)
+	e.handler = e.srv.Handler()
+}
+
+// chunked is a request body sent without a Content-Length.
+type chunked string
 
 type grant struct {
 	resource, action string
@@ -191,6 +201,8 @@ func (e *env) do(r request) response {
 		body = strings.NewReader(b)
 	case []byte:
 		body = bytes.NewReader(b)
+	case chunked:
+		body = io.MultiReader(strings.NewReader(string(b)))
 	default:
 		raw, err := json.Marshal(b)
 		require.NoError(e.t, err)

@@ -242,8 +242,7 @@ func TestSubmitRunDrawsANewRunIDWhenAnotherServerTookIt(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		cs := &collidingStore{Store: s}
 		e := newEnv(t, s)
-		e.srv = broker.New(broker.Config{Region: testRegion, Now: e.clock.Now}, cs)
-		e.handler = e.srv.Handler()
+		e.rewire(cs)
 		v := e.mustSubmit("sub", tradesRequest("2026-11-20"))
 		require.Equal(t, 2, cs.calls, "the first insert collided and the broker drew again")
 		require.NotEqual(t, cs.stolen, v.ID)
