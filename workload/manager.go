@@ -53,6 +53,7 @@ type Manager struct {
 	// Owned by the Run goroutine.
 	maintTerm *term
 	maintAt   time.Time
+	failing   bool // the last tick failed
 }
 
 // New returns a Manager for cfg (defaults filled) on store. Run checks cfg.
@@ -133,21 +134,39 @@ func (m *Manager) Run(ctx context.Context) error {
 // which would otherwise wake the manager again and again.
 func (m *Manager) tick(t *term, fromPoll bool) {
 	ctx := t.ctx
+	var errs []error
 	if fromPoll || t != m.maintTerm || time.Since(m.maintAt) >= m.cfg.PollInterval {
 		m.maintTerm, m.maintAt = t, time.Now()
-		if err := m.maintain(ctx); err != nil && ctx.Err() == nil {
-			m.log.Warn("maintenance failed; retrying on the next tick", slog.String("error", err.Error()))
+		if err := m.maintain(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := m.govern(ctx, t); err != nil {
-		switch {
-		case errors.Is(err, catalog.ErrNotLeader):
+		if errors.Is(err, catalog.ErrNotLeader) {
 			m.el.stepDown(t, "the catalog refused a dispatch: the lease is no longer ours")
-		case ctx.Err() != nil:
-			// Leadership ended or the manager stops: nothing to report.
-		default:
-			m.log.Warn("governing failed; retrying on the next tick", slog.String("error", err.Error()))
+			return
 		}
+		errs = append(errs, err)
+	}
+	if ctx.Err() != nil {
+		return // leadership ended or the manager stops: nothing to report
+	}
+	m.reportTick(errors.Join(errs...))
+}
+
+// reportTick logs the first failing tick of a streak as a warning, the ones
+// after it at debug level, and the recovery: a catalog outage is one warning,
+// not one per tick.
+func (m *Manager) reportTick(err error) {
+	switch {
+	case err != nil && !m.failing:
+		m.failing = true
+		m.log.Warn("tick failed; retrying on every tick", slog.String("error", err.Error()))
+	case err != nil:
+		m.log.Debug("tick failed again", slog.String("error", err.Error()))
+	case m.failing:
+		m.failing = false
+		m.log.Info("ticks succeed again")
 	}
 }
 
