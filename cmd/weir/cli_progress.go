@@ -88,17 +88,18 @@ func progressText(r client.Run) string {
 // lineProgress writes one line per change of state, and the progress of an
 // active run at most every `every`.
 type lineProgress struct {
-	w       io.Writer
-	every   time.Duration
-	now     func() time.Time
-	last    string // the last status written, to skip repeats
-	lastAt  time.Time
-	started bool
+	w            io.Writer
+	every        time.Duration
+	now          func() time.Time
+	last         string // the last status written, to skip repeats
+	lastAt       time.Time
+	lastProgress bool // the last line was an active run's progress
 }
 
 func (p *lineProgress) update(r client.Run) {
+	progress := r.State == catalog.StateActive && r.FilesTotal > 0
 	var status string
-	if r.State == catalog.StateActive && r.FilesTotal > 0 {
+	if progress {
 		status = "active: " + progressText(r)
 	} else {
 		status = waitingText(r)
@@ -107,12 +108,10 @@ func (p *lineProgress) update(r client.Run) {
 		return
 	}
 	now := p.now()
-	sameState := p.started && strings.HasPrefix(p.last, "active: ") && strings.HasPrefix(status, "active: ")
-	if sameState && now.Sub(p.lastAt) < p.every && !r.State.Terminal() {
+	if progress && p.lastProgress && now.Sub(p.lastAt) < p.every {
 		return
 	}
-	p.started = true
-	p.last, p.lastAt = status, now
+	p.last, p.lastAt, p.lastProgress = status, now, progress
 	fmt.Fprintf(p.w, "run %s: %s\n", r.ID, status)
 }
 
@@ -128,24 +127,29 @@ type barProgress struct {
 }
 
 func (p *barProgress) update(r client.Run) {
+	if r.State.Terminal() {
+		// finish completes or wipes the bar; a spinner saying "succeeded" would only flicker.
+		if p.bar != nil && !p.spinner {
+			p.bar.Describe(barText(r))
+			_ = p.bar.Set64(min(r.BytesDone, p.max))
+		}
+		return
+	}
 	if r.State == catalog.StateActive && r.BytesTotal > 0 {
 		if p.bar == nil || p.spinner || p.max != r.BytesTotal {
 			p.clear()
 			p.max, p.spinner = r.BytesTotal, false
+			// Figures come from the server (files, bytes, its rate and
+			// ETA), not from the bar's own timing, which would be wrong
+			// when the wait starts in the middle of a run.
 			p.bar = progressbar.NewOptions64(r.BytesTotal,
 				progressbar.OptionSetWriter(p.w),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowCount(),
 				progressbar.OptionSetPredictTime(false),
 				progressbar.OptionSetWidth(30),
-				progressbar.OptionSetRenderBlankState(false),
+				progressbar.OptionShowDescriptionAtLineEnd(),
 				progressbar.OptionSetSpinnerChangeInterval(0))
 		}
-		desc := fmt.Sprintf("files %d/%d", r.FilesDone, r.FilesTotal)
-		if r.ETASeconds != nil {
-			desc += ", ETA " + fmtSeconds(*r.ETASeconds)
-		}
-		p.bar.Describe(desc)
+		p.bar.Describe(barText(r))
 		_ = p.bar.Set64(min(r.BytesDone, r.BytesTotal))
 		return
 	}
@@ -162,6 +166,11 @@ func (p *barProgress) update(r client.Run) {
 	}
 	p.bar.Describe(waitingText(r))
 	_ = p.bar.Add(1)
+}
+
+// barText is the text beside the bar: files, bytes, rate and ETA.
+func barText(r client.Run) string {
+	return progressText(r)
 }
 
 // clear wipes the current bar's line.
