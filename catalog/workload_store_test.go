@@ -112,3 +112,43 @@ func TestFailPendingTruncatesLongErrors(t *testing.T) {
 		require.True(t, strings.HasPrefix(long, got.Error))
 	})
 }
+
+func TestSetHoldReasons(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
+		ctx := context.Background()
+		first, l := failPendingFixture(t, s)
+		g := catalog.NewRunIDGenerator("r1")
+		ids := []string{first.ID}
+		for range 3 {
+			r := *first
+			r.ID = g.Next()
+			_, _, err := s.InsertRun(ctx, &r)
+			require.NoError(t, err)
+			ids = append(ids, r.ID)
+		}
+		// The last run is queued: hold reasons are for pending runs only.
+		require.NoError(t, s.DispatchRun(ctx, catalog.DispatchParams{RunID: ids[3], Worker: "w1", Plan: &catalog.Plan{RunID: ids[3]},
+			LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token}))
+
+		require.NoError(t, s.SetHoldReasons(ctx, map[string]string{
+			ids[0]: "system a at its limit of 2 concurrent runs",
+			ids[1]: "system a at its limit of 2 concurrent runs",
+			ids[2]: "region r1 at its limit of 4 active runs",
+			ids[3]: "region r1 at its limit of 4 active runs",
+		}))
+		want := []string{"system a at its limit of 2 concurrent runs", "system a at its limit of 2 concurrent runs", "region r1 at its limit of 4 active runs", ""}
+		for i, id := range ids {
+			got, err := s.GetRun(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, want[i], got.HoldReason, "run %d", i)
+		}
+		require.NoError(t, s.SetHoldReasons(ctx, map[string]string{ids[0]: "", ids[2]: "no live worker in region r1"}))
+		got, err := s.GetRun(ctx, ids[0])
+		require.NoError(t, err)
+		require.Empty(t, got.HoldReason)
+		got, err = s.GetRun(ctx, ids[2])
+		require.NoError(t, err)
+		require.Equal(t, "no live worker in region r1", got.HoldReason)
+		require.NoError(t, s.SetHoldReasons(ctx, nil))
+	})
+}

@@ -115,15 +115,21 @@ func DSN(t testing.TB, dialect string) string {
 // Open returns a migrated Store on a fresh catalog of dialect, closed at cleanup.
 func Open(t testing.TB, dialect string) *catalog.Store {
 	t.Helper()
-	dsn := DSN(t, dialect)
+	return OpenConfig(t, catalog.StoreConfig{DSN: DSN(t, dialect)})
+}
+
+// OpenConfig opens a Store with cfg (cfg.DSN from DSN or NewPostgresDSN, for
+// example a second Store on the same catalog), migrates it and closes it at cleanup.
+func OpenConfig(t testing.TB, cfg catalog.StoreConfig) *catalog.Store {
+	t.Helper()
 	ctx := context.Background()
-	s, err := catalog.Open(ctx, catalog.StoreConfig{DSN: dsn})
+	s, err := catalog.Open(ctx, cfg)
 	if err != nil {
-		t.Fatalf("open %s catalog: %v", dialect, err)
+		t.Fatalf("open catalog: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("migrate %s catalog: %v", dialect, err)
+		t.Fatalf("migrate %s catalog: %v", s.Dialect(), err)
 	}
 	return s
 }
