@@ -39,9 +39,11 @@ func (s RunState) Valid() bool {
 	return false
 }
 
-// legalTransitions is the run state machine: from -> allowed targets.
+// legalTransitions is the run state machine of DESIGN.md: from -> allowed
+// targets. Only an attempt fails: a run that never started is canceled (by a
+// user) or aborted (by the system), never failed.
 var legalTransitions = map[RunState][]RunState{
-	StatePending: {StateQueued, StateCanceled, StateAborted, StateFailed},
+	StatePending: {StateQueued, StateCanceled, StateAborted},
 	StateQueued:  {StateActive, StatePending, StateCanceled, StateAborted},
 	StateActive:  {StateSucceeded, StateEmpty, StateFailed, StateCanceled, StateAborted, StatePending},
 }
