@@ -42,7 +42,7 @@ type TransitionError struct {
 	RunID string
 	From  []RunState
 	To    RunState
-	Err   error // ErrIllegalTransition, ErrStaleLease or ErrNotFound
+	Err   error // ErrIllegalTransition, ErrStaleLease, ErrNotFound, or ErrConflict (changed meanwhile)
 }
 
 func (e *TransitionError) Error() string {

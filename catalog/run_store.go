@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -164,6 +165,18 @@ func (s *Store) CountRuns(ctx context.Context, region string) (map[RunState]int6
 // with token, still fenced by it), applying set. Nothing changes otherwise,
 // and the error says why.
 func (s *Store) transition(tx *gorm.DB, id string, from []RunState, to RunState, token *int64, set map[string]any) error {
+	return s.transitionIf(tx, id, from, to, token, "", nil, set)
+}
+
+// transitionIf is transition with one more condition (cond with args, SQL)
+// that the run's row must meet, such as "its lease has expired". When only
+// that condition fails the caller's view of the run was stale: ErrStaleLease.
+//
+// A fenced transition (token set) on a run that is no longer in one of from
+// but not finished either (pending or queued again: the attempt was taken
+// back from its worker) is ErrStaleLease too: the worker lost its lease. On a
+// finished run it is ErrIllegalTransition.
+func (s *Store) transitionIf(tx *gorm.DB, id string, from []RunState, to RunState, token *int64, cond string, args []any, set map[string]any) error {
 	for _, f := range from {
 		if !CanTransition(f, to) {
 			return &TransitionError{RunID: id, From: from, To: to, Err: ErrIllegalTransition}
@@ -178,6 +191,9 @@ func (s *Store) transition(tx *gorm.DB, id string, from []RunState, to RunState,
 	if token != nil {
 		q = q.Where("fencing_token = ?", *token)
 	}
+	if cond != "" {
+		q = q.Where(cond, args...)
+	}
 	res := q.Updates(set)
 	if res.Error != nil {
 		return fmt.Errorf("run %s -> %s: %w", id, to, res.Error)
@@ -189,10 +205,18 @@ func (s *Store) transition(tx *gorm.DB, id string, from []RunState, to RunState,
 	if err := tx.Select("id, state, fencing_token").Where("id = ?", id).First(&cur).Error; err != nil {
 		return &TransitionError{RunID: id, From: from, To: to, Err: ErrNotFound}
 	}
-	if token != nil && cur.FencingToken != *token {
-		return &TransitionError{RunID: id, From: from, To: to, Err: ErrStaleLease}
+	at := []RunState{cur.State}
+	switch {
+	case token != nil && cur.FencingToken != *token:
+		return &TransitionError{RunID: id, From: at, To: to, Err: ErrStaleLease}
+	case slices.Contains(from, cur.State) && cond != "":
+		return &TransitionError{RunID: id, From: at, To: to, Err: ErrStaleLease}
+	case slices.Contains(from, cur.State):
+		return &TransitionError{RunID: id, From: at, To: to, Err: ErrConflict}
+	case token != nil && !cur.State.Terminal():
+		return &TransitionError{RunID: id, From: at, To: to, Err: ErrStaleLease}
 	}
-	return &TransitionError{RunID: id, From: []RunState{cur.State}, To: to, Err: ErrIllegalTransition}
+	return &TransitionError{RunID: id, From: at, To: to, Err: ErrIllegalTransition}
 }
 
 func (s *Store) event(tx *gorm.DB, runID string, attempt int, kind, node, format string, args ...any) error {
