@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"gorm.io/gorm"
@@ -110,14 +111,17 @@ func (s *Store) SetHoldReason(ctx context.Context, runID, reason string) error {
 // otherwise. It returns the run_ids it took back.
 func (s *Store) ReapExpiredLeases(ctx context.Context, region string) ([]string, error) {
 	var runs []Run
+	now := s.now()
 	if err := s.db.WithContext(ctx).Select("id, attempt, max_attempts, fencing_token, worker_id").
-		Where("region = ? AND state = ? AND lease_expires_at < ?", region, StateActive, s.now()).Find(&runs).Error; err != nil {
-		return nil, err
+		Where("region = ? AND state = ? AND lease_expires_at <= ?", region, StateActive, now).Find(&runs).Error; err != nil {
+		return nil, fmt.Errorf("reap expired leases in %s: %w", region, err)
 	}
 	var reaped []string
 	for _, r := range runs {
 		msg := fmt.Sprintf("lease of worker %s expired during attempt %d", r.WorkerID, r.Attempt)
-		if err := s.failAttempt(ctx, &r, msg, true); err != nil {
+		// The update re-checks the expiry: a worker may have renewed since the read.
+		err := s.failAttemptIf(ctx, &r, attemptFailure{msg: msg, retryable: true, cond: "lease_expires_at <= ?", args: []any{now}})
+		if err != nil {
 			if errors.Is(err, ErrStaleLease) || errors.Is(err, ErrIllegalTransition) {
 				continue // the worker finished or renewed in between
 			}
@@ -131,30 +135,49 @@ func (s *Store) ReapExpiredLeases(ctx context.Context, region string) ([]string,
 // failAttempt ends the current attempt of an active run as failed: back to
 // pending after a backoff when retryable with attempts left, failed otherwise.
 func (s *Store) failAttempt(ctx context.Context, r *Run, msg string, retryable bool) error {
+	return s.failAttemptIf(ctx, r, attemptFailure{msg: msg, retryable: retryable})
+}
+
+// attemptFailure says how an attempt failed.
+type attemptFailure struct {
+	msg       string
+	retryable bool
+	node      string         // the worker that reported it, for the run's log
+	cond      string         // an extra condition on the run's row (see transitionIf)
+	args      []any          // cond's arguments
+	set       map[string]any // more columns to write, such as the attempt's progress
+}
+
+// failAttemptIf is failAttempt with the details of attemptFailure. r needs
+// ID, Attempt, MaxAttempts and FencingToken.
+func (s *Store) failAttemptIf(ctx context.Context, r *Run, f attemptFailure) error {
 	return s.inTx(ctx, func(tx *gorm.DB) error {
 		now := s.now()
 		tok := r.FencingToken
-		if retryable && r.Attempt < r.MaxAttempts {
+		set := maps.Clone(f.set)
+		if set == nil {
+			set = map[string]any{}
+		}
+		set["lease_expires_at"], set["error"] = nil, f.msg
+		if f.retryable && r.Attempt < r.MaxAttempts {
 			wait := RetryBackoff(r.Attempt)
-			if err := s.transition(tx, r.ID, []RunState{StateActive}, StatePending, &tok, map[string]any{
-				"worker_id": "", "lease_expires_at": nil, "not_before": now.Add(wait), "error": msg,
-			}); err != nil {
+			set["worker_id"], set["not_before"] = "", now.Add(wait)
+			if err := s.transitionIf(tx, r.ID, []RunState{StateActive}, StatePending, &tok, f.cond, f.args, set); err != nil {
 				return err
 			}
-			if err := s.endAttempt(tx, r.ID, r.Attempt, StateFailed, msg); err != nil {
+			if err := s.endAttempt(tx, r.ID, r.Attempt, StateFailed, f.msg); err != nil {
 				return err
 			}
-			return s.event(tx, r.ID, r.Attempt, "retry", "", "%s; attempt %d of %d in %s", msg, r.Attempt+1, r.MaxAttempts, wait)
+			return s.event(tx, r.ID, r.Attempt, "retry", f.node, "%s; attempt %d of %d in %s", f.msg, r.Attempt+1, r.MaxAttempts, wait)
 		}
-		if err := s.transition(tx, r.ID, []RunState{StateActive}, StateFailed, &tok, map[string]any{
-			"lease_expires_at": nil, "finished_at": now, "error": msg,
-		}); err != nil {
+		set["finished_at"] = now
+		if err := s.transitionIf(tx, r.ID, []RunState{StateActive}, StateFailed, &tok, f.cond, f.args, set); err != nil {
 			return err
 		}
-		if err := s.endAttempt(tx, r.ID, r.Attempt, StateFailed, msg); err != nil {
+		if err := s.endAttempt(tx, r.ID, r.Attempt, StateFailed, f.msg); err != nil {
 			return err
 		}
-		return s.event(tx, r.ID, r.Attempt, "failed", "", "%s; no attempts left (%d of %d)", msg, r.Attempt, r.MaxAttempts)
+		return s.event(tx, r.ID, r.Attempt, "failed", f.node, "%s; no attempts left (%d of %d)", f.msg, r.Attempt, r.MaxAttempts)
 	}, ChannelRunsPending, ChannelRunsFinished)
 }
 
