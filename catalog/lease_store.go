@@ -29,7 +29,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 			Update("expires_at", until).Error; err != nil {
 			return err
 		}
-		if err := tx.Model(&Lease{}).Where("name = ? AND holder <> ? AND expires_at < ?", name, holder, now).
+		if err := tx.Model(&Lease{}).Where("name = ? AND holder <> ? AND expires_at <= ?", name, holder, now).
 			Updates(map[string]any{"holder": holder, "token": gorm.Expr("token + 1"), "expires_at": until}).Error; err != nil {
 			return err
 		}
