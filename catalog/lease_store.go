@@ -16,6 +16,14 @@ func LeaderLeaseName(region string) string { return "leader/" + region }
 // succeeds when the lease is free, expired, or already held by holder, and
 // returns the lease as it now stands (Holder tells who has it).
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (*Lease, error) {
+	switch {
+	case name == "" || len(name) > 128:
+		return nil, Invalid("name", "a lease needs a name of 1-128 characters")
+	case holder == "" || len(holder) > 128:
+		return nil, Invalid("holder", "a lease holder needs a name of 1-128 characters")
+	case ttl <= 0:
+		return nil, Invalid("ttl", "must be positive, got %s", ttl)
+	}
 	var out Lease
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		now := s.now()
