@@ -72,6 +72,9 @@ func (g *globals) explain(err error, notFound string) error {
 	}
 	var ae *client.APIError
 	if errors.As(err, &ae) {
+		// The server's message says what failed; the client's "get run X:"
+		// wrapping would only repeat it.
+		err = ae
 		switch {
 		case ae.Status == http.StatusUnauthorized:
 			return withHint(err, "check --token / WEIR_TOKEN: the server refused the token (a local `weir dev` writes its admin token to %s/admin-token)", g.dataDir)

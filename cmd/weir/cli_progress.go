@@ -178,6 +178,8 @@ func (p *barProgress) clear() {
 	if p.bar != nil {
 		_ = p.bar.Clear()
 		_ = p.bar.Exit()
+		// Erase the whole line too: a ^C the terminal echoed past the bar's end stays otherwise.
+		_, _ = io.WriteString(p.w, "\x1b[2K\r")
 		p.bar = nil
 	}
 }

@@ -70,7 +70,7 @@ func TestBarProgressClearsOnFailureAndInterrupt(t *testing.T) {
 	failed.State = catalog.StateFailed
 	p.finish(&failed)
 	out := buf.String()
-	assert.True(t, strings.HasSuffix(out, "\r"), "the bar's line is wiped for the summary: %q", out[max(0, len(out)-20):])
+	assert.True(t, strings.HasSuffix(out, "\r\x1b[2K\r"), "the bar's line is wiped for the summary: %q", out[max(0, len(out)-20):])
 	assert.NotContains(t, out, "100%")
 
 	// Interrupted while pending: finish with nothing seen is harmless.
@@ -80,7 +80,7 @@ func TestBarProgressClearsOnFailureAndInterrupt(t *testing.T) {
 	assert.Empty(t, buf.String())
 	p.update(runs[0])
 	p.finish(nil)
-	assert.True(t, strings.HasSuffix(buf.String(), "\r"))
+	assert.True(t, strings.HasSuffix(buf.String(), "\x1b[2K\r"))
 }
 
 func TestLineProgressWritesChangesAndThrottlesProgress(t *testing.T) {

@@ -315,7 +315,7 @@ canceled.`,
 			if err != nil {
 				var ae *client.APIError
 				if errors.As(err, &ae) && ae.Status == 409 {
-					return withHint(err, "the run has ended or is ending already; see it with `weir runs show %s`", args[0])
+					return withHint(ae, "the run has ended or is ending already; see it with `weir runs show %s`", args[0])
 				}
 				return g.explain(err, runNotFoundHint)
 			}

@@ -119,10 +119,10 @@ func runSubmit(ctx context.Context, g *globals, f *submitFlags, mapping string, 
 func (g *globals) explainSubmit(err error, mapping string) error {
 	var ae *client.APIError
 	if errors.As(err, &ae) && (ae.Code == "invalid" || ae.Code == "bad_request") && strings.HasPrefix(ae.Field, "params") {
-		return withHint(err, "`weir mappings show %s` lists its parameters, their types and windows", mapping)
+		return withHint(ae, "`weir mappings show %s` lists its parameters, their types and windows", mapping)
 	}
 	if errors.As(err, &ae) && ae.Status == 409 && strings.Contains(ae.Message, "idempotency key") {
-		return withHint(err, "an idempotency key names one request: use a new key for other parameters")
+		return withHint(ae, "an idempotency key names one request: use a new key for other parameters")
 	}
 	return g.explain(err, "`weir mappings list` lists the mappings you may run")
 }

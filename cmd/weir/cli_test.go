@@ -89,7 +89,7 @@ func TestSubmitServerValidationErrorHasHint(t *testing.T) {
 	f := newFakeWeir(t)
 	res := runCLI(t, context.Background(), f.url(), "submit", "demo-trades", "-p", "day=2026-11-20")
 	assert.Equal(t, ExitError, res.code)
-	assert.Contains(t, res.stderr, `Error: submit run of demo-trades: params.day: mapping demo-trades declares no parameter "day" (400 invalid)`)
+	assert.Contains(t, res.stderr, `Error: params.day: mapping demo-trades declares no parameter "day" (400 invalid)`)
 	assert.Contains(t, res.stderr, "Hint: `weir mappings show demo-trades` lists its parameters")
 
 	res = runCLI(t, context.Background(), f.url(), "submit", "nope")
