@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"gorm.io/gorm"
@@ -235,17 +236,19 @@ func (s *Store) FinishRun(ctx context.Context, p FinishParams) (RunState, error)
 	if p.State == StateFailed {
 		r, err := s.GetRun(ctx, p.RunID)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("finish run %s: %w", p.RunID, err)
 		}
 		if r.FencingToken != p.FencingToken {
 			return "", fmt.Errorf("finish run %s: %w", p.RunID, &TransitionError{RunID: p.RunID, From: []RunState{r.State}, To: StateFailed, Err: ErrStaleLease})
 		}
-		if err := s.failAttempt(ctx, r, p.Error, p.Retryable); err != nil {
+		// The update is fenced by the token, so what was read above cannot
+		// have changed under it (attempt and token change together).
+		if err := s.failAttemptIf(ctx, r, attemptFailure{msg: p.Error, retryable: p.Retryable, node: p.Worker, set: progressColumns(p.Progress)}); err != nil {
 			return "", fmt.Errorf("finish run %s: %w", p.RunID, err)
 		}
 		r, err = s.GetRun(ctx, p.RunID)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("finish run %s: %w", p.RunID, err)
 		}
 		return r.State, nil
 	}
@@ -260,9 +263,7 @@ func (s *Store) FinishRun(ctx context.Context, p FinishParams) (RunState, error)
 		if p.Manifest != nil {
 			set["manifest"] = NewJSON(p.Manifest)
 		}
-		if p.Progress != nil {
-			set["tasks_done"], set["files_done"], set["bytes_done"], set["rows"] = p.Progress.TasksDone, p.Progress.FilesDone, p.Progress.BytesDone, p.Progress.Rows
-		}
+		maps.Copy(set, progressColumns(p.Progress))
 		tok := p.FencingToken
 		if err := s.transition(tx, p.RunID, []RunState{StateActive}, p.State, &tok, set); err != nil {
 			return err
@@ -284,4 +285,13 @@ func (s *Store) FinishRun(ctx context.Context, p FinishParams) (RunState, error)
 		return "", fmt.Errorf("finish run %s: %w", p.RunID, err)
 	}
 	return p.State, nil
+}
+
+// progressColumns are the columns that record a run's progress counters (the
+// totals stay as SaveTasks set them); nil for no progress.
+func progressColumns(p *Progress) map[string]any {
+	if p == nil {
+		return nil
+	}
+	return map[string]any{"tasks_done": p.TasksDone, "files_done": p.FilesDone, "bytes_done": p.BytesDone, "rows": p.Rows}
 }
