@@ -82,6 +82,11 @@ func (s *stage) Put(ctx context.Context, rel string, src io.Reader, progress fun
 	if err != nil {
 		return spi.Written{}, s.c.fail("put", r, err)
 	}
+	if _, isFile := src.(*os.File); !isFile {
+		// No kernel fast path: data passes through Read calls, so check the
+		// context at each one, not only between chunks.
+		src = ctxReader{ctx, src}
+	}
 	w, err := fill(ctx, f, src, progress)
 	if err == nil {
 		err = f.Sync()
@@ -122,6 +127,19 @@ func fill(ctx context.Context, f *os.File, src io.Reader, progress func(int64)) 
 		return spi.Written{}, err
 	}
 	return spi.Written{Size: size, SHA256: sum}, nil
+}
+
+// ctxReader fails reads once its context ended.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 func hashFile(f *os.File, size int64) (string, error) {
