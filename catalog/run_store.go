@@ -20,11 +20,20 @@ func RetryBackoff(attempt int) time.Duration {
 	return min(d, 5*time.Minute)
 }
 
+// IdempotencyKeyMaxLength is the longest idempotency key a run may carry.
+const IdempotencyKeyMaxLength = 200
+
 // InsertRun stores a new pending run. With an idempotency key already used by
 // the same user it returns the existing run (created false) when the request
 // hash matches, and ErrConflict when it does not. A run_id collision is also
 // ErrConflict: draw a new run_id and call again.
 func (s *Store) InsertRun(ctx context.Context, r *Run) (*Run, bool, error) {
+	if _, _, err := ParseRunID(r.ID); err != nil {
+		return nil, false, err
+	}
+	if k := r.IdempotencyKey; k != nil && (*k == "" || len(*k) > IdempotencyKeyMaxLength) {
+		return nil, false, Invalid("idempotency_key", "must be 1-%d characters, got %d", IdempotencyKeyMaxLength, len(*k))
+	}
 	if r.IdempotencyKey != nil {
 		if prev, err := s.runByIdempotencyKey(ctx, r.UserID, *r.IdempotencyKey); err == nil {
 			return idempotentReplay(prev, r)
