@@ -46,7 +46,7 @@ then, in another terminal, submit a run and watch it:
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.server, "server", envOr("WEIR_SERVER", "http://"+ListenDefault), "Weir server URL (env WEIR_SERVER)")
-	pf.StringVar(&g.token, "token", os.Getenv("WEIR_TOKEN"), "API token (env WEIR_TOKEN; default: the token `weir dev` wrote to <data-dir>/admin-token)")
+	pf.StringVar(&g.token, "token", os.Getenv("WEIR_TOKEN"), "API token (env WEIR_TOKEN; default: the admin token weir dev wrote to <data-dir>/admin-token)")
 	pf.StringVar(&g.dataDir, "data-dir", envOr("WEIR_DATA_DIR", DataDirDefault), "directory of the embedded catalog, demo data and admin token (env WEIR_DATA_DIR)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 

@@ -98,7 +98,7 @@ func version() string {
 }
 
 func serviceCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newDevCmd(g), newServerCmd(g), newWorkerCmd(g), newMigrateCmd(g)}
+	return []*cobra.Command{newDevCmd(g), newServerCmd(g), newWorkerCmd(g), newMigrateCmd(g), newBenchCmd(g)}
 }
 
 // openCatalog opens the catalog and, with migrate, brings its schema up to
