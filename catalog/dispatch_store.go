@@ -101,6 +101,7 @@ func (s *Store) checkLease(tx *gorm.DB, name, holder string, token int64) error 
 // SetHoldReason records why a pending run waits ("" when it no longer does);
 // it writes only when the reason changes.
 func (s *Store) SetHoldReason(ctx context.Context, runID, reason string) error {
+	reason = clip(reason, holdReasonMax)
 	return s.db.WithContext(ctx).Model(&Run{}).
 		Where("id = ? AND state = ? AND hold_reason <> ?", runID, StatePending, reason).
 		Updates(map[string]any{"hold_reason": reason, "updated_at": s.now()}).Error
@@ -183,7 +184,7 @@ func (s *Store) failAttemptIf(ctx context.Context, r *Run, f attemptFailure) err
 
 func (s *Store) endAttempt(tx *gorm.DB, runID string, attempt int, state RunState, msg string) error {
 	return tx.Model(&RunAttempt{}).Where("run_id = ? AND attempt = ?", runID, attempt).
-		Updates(map[string]any{"finished_at": s.now(), "state": state, "error": msg}).Error
+		Updates(map[string]any{"finished_at": s.now(), "state": state, "error": clip(msg, errorTextMax)}).Error
 }
 
 // RequeueOrphans sends a region's queued runs whose worker is no longer alive

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 )
@@ -196,6 +197,8 @@ func (s *Store) transitionIf(tx *gorm.DB, id string, from []RunState, to RunStat
 	}
 	set["state"] = to
 	set["updated_at"] = s.now()
+	clipColumn(set, "error", errorTextMax)
+	clipColumn(set, "hold_reason", holdReasonMax)
 	q := tx.Model(&Run{}).Where("id = ? AND state IN ?", id, from)
 	if token != nil {
 		q = q.Where("fencing_token = ?", *token)
@@ -229,15 +232,48 @@ func (s *Store) transitionIf(tx *gorm.DB, id string, from []RunState, to RunStat
 }
 
 func (s *Store) event(tx *gorm.DB, runID string, attempt int, kind, node, format string, args ...any) error {
-	return tx.Create(&RunEvent{RunID: runID, Attempt: attempt, At: s.now(), Kind: kind, Node: node, Message: fmt.Sprintf(format, args...)}).Error
+	return tx.Create(&RunEvent{RunID: runID, Attempt: attempt, At: s.now(), Kind: kind, Node: clip(node, 128), Message: clip(fmt.Sprintf(format, args...), errorTextMax)}).Error
 }
 
-// AddEvent appends a line to a run's log.
+// AddEvent appends a line to a run's log. A message longer than the column
+// is cut (on every dialect alike).
 func (s *Store) AddEvent(ctx context.Context, ev *RunEvent) error {
+	if ev.Kind == "" || len(ev.Kind) > 32 {
+		return Invalid("kind", "an event needs a kind of 1-32 characters")
+	}
 	if ev.At.IsZero() {
 		ev.At = s.now()
 	}
-	return s.db.WithContext(ctx).Create(ev).Error
+	ev.At = ev.At.UTC()
+	ev.Message, ev.Node = clip(ev.Message, errorTextMax), clip(ev.Node, 128)
+	if err := s.db.WithContext(ctx).Create(ev).Error; err != nil {
+		return fmt.Errorf("add event to run %s: %w", ev.RunID, err)
+	}
+	return nil
+}
+
+// Lengths of the free-text columns (characters): longer texts are cut by
+// clip, so that PostgreSQL (which refuses them) and SQLite (which would keep
+// them) store the same.
+const (
+	errorTextMax  = 4000 // runs.error, run_attempts.error, run_events.message
+	holdReasonMax = 500  // runs.hold_reason
+)
+
+// clip cuts s to at most n characters, ending with an ellipsis when cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// clipColumn clips set[col] when it is a string.
+func clipColumn(set map[string]any, col string, n int) {
+	if v, ok := set[col].(string); ok {
+		set[col] = clip(v, n)
+	}
 }
 
 // ListRunEvents returns a run's log in order, after event afterID.

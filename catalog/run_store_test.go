@@ -356,7 +356,7 @@ func TestLongTextsAreStoredOnEveryDialect(t *testing.T) {
 
 		p := f.pending()
 		require.NoError(t, s.SetHoldReason(f.ctx, p.ID, strings.Repeat("h", 2000)))
-		require.LessOrEqual(t, len(f.reload(p.ID).HoldReason), 500)
+		require.LessOrEqual(t, len([]rune(f.reload(p.ID).HoldReason)), 500)
 		require.NotEmpty(t, f.reload(p.ID).HoldReason)
 
 		require.NoError(t, s.AddEvent(f.ctx, &catalog.RunEvent{RunID: p.ID, Kind: "note", Message: long}))
