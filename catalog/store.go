@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -68,7 +69,7 @@ type Store struct {
 	dsn     string
 	log     *slog.Logger
 	bus     *localBus
-	now     func() time.Time
+	clock   atomic.Pointer[func() time.Time]
 }
 
 // Open connects to the catalog named by cfg.DSN. It does not migrate; call Migrate.
@@ -78,6 +79,8 @@ func Open(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := &Store{dialect: dialect, dsn: dsn, log: cfg.Logger, bus: newLocalBus()}
+	st.SetClock(time.Now)
 	gcfg := &gorm.Config{
 		Logger: logger.NewSlogLogger(cfg.Logger, logger.Config{
 			SlowThreshold:             cfg.SlowQuery,
@@ -85,7 +88,7 @@ func Open(ctx context.Context, cfg StoreConfig) (*Store, error) {
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true, // never log values: they may hold secrets
 		}),
-		NowFunc:        func() time.Time { return time.Now().UTC() },
+		NowFunc:        st.now, // created_at and updated_at follow SetClock too
 		TranslateError: true,
 	}
 	var dial gorm.Dialector
@@ -115,14 +118,8 @@ func Open(ctx context.Context, cfg StoreConfig) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s catalog: %w", dialect, err)
 	}
-	return &Store{
-		db:      db,
-		dialect: dialect,
-		dsn:     dsn,
-		log:     cfg.Logger,
-		bus:     newLocalBus(),
-		now:     func() time.Time { return time.Now().UTC() },
-	}, nil
+	st.db = db
+	return st, nil
 }
 
 func parseDSN(dsn string) (dialect, out string, err error) {
@@ -183,11 +180,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
-// SetClock replaces the Store's clock; for tests.
-func (s *Store) SetClock(now func() time.Time) { s.now = now }
+// SetClock replaces the Store's clock (for tests); it is safe to call while
+// the Store is in use.
+func (s *Store) SetClock(now func() time.Time) { s.clock.Store(&now) }
 
 // Now returns the Store's current time (UTC).
 func (s *Store) Now() time.Time { return s.now() }
+
+// now reads the clock, always in UTC: SQLite stores times as text, which
+// compares correctly only when every time has the same zone.
+func (s *Store) now() time.Time { return (*s.clock.Load())().UTC() }
 
 // inTx runs fn in a transaction and, once it committed, wakes the listeners of channels.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error, channels ...string) error {
