@@ -211,7 +211,12 @@ func (s *Store) CreateToken(ctx context.Context, p CreateTokenParams) (string, *
 	if _, err := s.GetUser(ctx, p.UserID); err != nil {
 		return "", nil, err
 	}
-	t := &Token{UserID: p.UserID, Name: p.Name, Hash: HashToken(secret), Prefix: secret[:min(len(secret), 12)], ExpiresAt: p.ExpiresAt}
+	var expires *time.Time
+	if p.ExpiresAt != nil {
+		e := p.ExpiresAt.UTC()
+		expires = &e
+	}
+	t := &Token{UserID: p.UserID, Name: p.Name, Hash: HashToken(secret), Prefix: secret[:min(len(secret), 12)], ExpiresAt: expires}
 	if err := translate(s.db.WithContext(ctx).Create(t).Error); err != nil {
 		return "", nil, fmt.Errorf("create token %s: %w", p.Name, err)
 	}

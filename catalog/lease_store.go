@@ -74,6 +74,7 @@ func (s *Store) UpsertNode(ctx context.Context, n *Node) error {
 	if n.StartedAt.IsZero() {
 		n.StartedAt = now
 	}
+	n.StartedAt = n.StartedAt.UTC()
 	return s.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"region", "roles", "address", "slots", "state", "version", "started_at", "last_seen"}),
@@ -99,6 +100,7 @@ func (s *Store) ListNodes(ctx context.Context, region string) ([]Node, error) {
 // and returns their IDs.
 func (s *Store) MarkDeadNodes(ctx context.Context, region string, deadline time.Time) ([]string, error) {
 	var ids []string
+	deadline = deadline.UTC() // SQLite compares times as text: one zone for all
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Model(&Node{}).Where("region = ? AND state = ? AND last_seen < ?", region, NodeAlive, deadline).Pluck("id", &ids).Error; err != nil {
 			return err

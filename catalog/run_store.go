@@ -48,6 +48,7 @@ func (s *Store) InsertRun(ctx context.Context, r *Run) (*Run, bool, error) {
 	if r.NotBefore.IsZero() {
 		r.NotBefore = now
 	}
+	r.NotBefore = r.NotBefore.UTC()
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(r).Error; err != nil {
 			return translate(err)
