@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,9 @@ func decodeJSON(r io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
+	if field, ok := findNUL(reflect.ValueOf(v), ""); ok {
+		return badRequestField(field, "malformed JSON body: %s contains a NUL character (\\u0000), which the catalog cannot store", field)
+	}
 	var extra json.RawMessage
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
@@ -31,6 +35,72 @@ func decodeJSON(r io.Reader, v any) error {
 	default:
 		return badRequest("malformed JSON body: unexpected data after the JSON value")
 	}
+}
+
+// findNUL returns the JSON path of the first string in v that contains a
+// NUL character: JSON allows it (\u0000) but PostgreSQL text does not.
+func findNUL(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", false
+		}
+		return findNUL(v.Elem(), path)
+	case reflect.String:
+		return path, strings.IndexByte(v.String(), 0) >= 0
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if f.Anonymous {
+				name = ""
+			}
+			if p, ok := findNUL(v.Field(i), joinPath(path, name)); ok {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := iter.Key()
+			if k.Kind() == reflect.String && strings.IndexByte(k.String(), 0) >= 0 {
+				return joinPath(path, "(key)"), true
+			}
+			if p, ok := findNUL(iter.Value(), joinPath(path, fmt.Sprint(k.Interface()))); ok {
+				return p, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "", false // raw JSON of ignored read-only fields
+		}
+		for i := range v.Len() {
+			if p, ok := findNUL(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+func joinPath(path, name string) string {
+	switch {
+	case name == "":
+		return path
+	case path == "":
+		return name
+	}
+	return path + "." + name
 }
 
 func decodeError(err error) error {
@@ -122,4 +192,14 @@ func queryInt64(c echo.Context, name string, def int64) (int64, error) {
 
 func badRequestField(field, format string, args ...any) error {
 	return &apiError{Status: http.StatusBadRequest, Code: CodeBadRequest, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// knownName returns a 404 for a name the catalog could never have stored
+// (names are validated on creation), without asking the catalog, so that
+// bytes PostgreSQL refuses (NUL, invalid UTF-8) never reach it.
+func knownName(kind, name string) error {
+	if catalog.ValidateName("name", name) != nil {
+		return notFound("no %s named %q", kind, name)
+	}
+	return nil
 }

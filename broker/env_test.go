@@ -70,7 +70,7 @@ func (b *syncBuffer) String() string {
 //     desk string default "main", target path out/{desk}/{business_date}),
 //     other (src -> dst, no params) and remote (far -> far, owned by us-east)
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	store   *catalog.Store
 	srv     *broker.Server
@@ -86,7 +86,7 @@ type env struct {
 // testToday is the broker's "today" in tests.
 var testToday = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-func newEnv(t *testing.T, store *catalog.Store, mod ...func(*broker.Config)) *env {
+func newEnv(t testing.TB, store *catalog.Store, mod ...func(*broker.Config)) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), store: store, clock: &clock{t: testToday}, logs: &syncBuffer{},
 		tokens: map[string]string{}, users: map[string]*catalog.User{}, peer: "192.0.2.10:40000"}
@@ -174,7 +174,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) decode(t *testing.T, v any) {
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	require.NoError(t, json.Unmarshal(r.Body, v), "body: %s", r.Body)
 }

@@ -124,3 +124,44 @@ func TestConfigValidateRefusesTrustedProxiesThatAreNotCIDRs(t *testing.T) {
 	require.NotNil(t, c.Now)
 	require.NotEmpty(t, c.NodeID)
 }
+
+func TestNULAndInvalidUTF8AreRefusedAsBadInputNeverAs500(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
+		e := newEnv(t, s)
+		cases := []struct {
+			name   string
+			req    request
+			status int
+			code   string
+			field  string
+		}{
+			{"NUL in the mapping name", request{Method: http.MethodPost, Path: "/api/v1/runs", Body: `{"mapping":"trades\u0000"}`}, 400, broker.CodeBadRequest, "mapping"},
+			{"NUL in a parameter", request{Method: http.MethodPost, Path: "/api/v1/runs", Body: `{"mapping":"trades","params":{"business_date":"2026-11-20","desk":"a\u0000b"}}`}, 400, broker.CodeBadRequest, "params.desk"},
+			{"NUL in the idempotency key", request{Method: http.MethodPost, Path: "/api/v1/runs", Body: `{"mapping":"trades","params":{"business_date":"2026-11-20"},"idempotency_key":"\u0000"}`}, 400, broker.CodeBadRequest, "idempotency_key"},
+			{"invalid mapping name", request{Method: http.MethodPost, Path: "/api/v1/runs", Body: `{"mapping":"Trades!\u00ff"}`}, 404, broker.CodeNotFound, ""},
+			{"NUL system name in the path", request{Method: http.MethodGet, Path: "/api/v1/systems/%00"}, 404, broker.CodeNotFound, ""},
+			{"invalid UTF-8 system name in the path", request{Method: http.MethodGet, Path: "/api/v1/systems/%ff"}, 404, broker.CodeNotFound, ""},
+			{"invalid UTF-8 system deleted", request{Method: http.MethodDelete, Path: "/api/v1/systems/%ff%00"}, 404, broker.CodeNotFound, ""},
+			{"NUL mapping name in the path", request{Method: http.MethodGet, Path: "/api/v1/mappings/%00"}, 404, broker.CodeNotFound, ""},
+			{"invalid UTF-8 mapping version", request{Method: http.MethodGet, Path: "/api/v1/mappings/%ff/versions/1"}, 404, broker.CodeNotFound, ""},
+			{"NUL mapping disabled", request{Method: http.MethodDelete, Path: "/api/v1/mappings/a%00"}, 404, broker.CodeNotFound, ""},
+			{"NUL mapping filter", request{Method: http.MethodGet, Path: "/api/v1/runs?mapping=%00"}, 400, broker.CodeBadRequest, "mapping"},
+			{"invalid UTF-8 submitter filter", request{Method: http.MethodGet, Path: "/api/v1/runs?submitted_by=%ff"}, 400, broker.CodeBadRequest, "submitted_by"},
+			{"NUL in a system's region", request{Method: http.MethodPost, Path: "/api/v1/systems", Body: `{"name":"n","kind":"null","region":"r\u0000"}`}, 400, broker.CodeBadRequest, "region"},
+			{"NUL in a secret", request{Method: http.MethodPost, Path: "/api/v1/systems", Body: `{"name":"n","kind":"null","secrets":{"k":"\u0000"}}`}, 400, broker.CodeBadRequest, "secrets.k"},
+			{"NUL in a mapping description", request{Method: http.MethodPost, Path: "/api/v1/mappings", Body: `{"name":"n","description":"\u0000","source":{"system":"src"},"target":{"system":"dst"}}`}, 400, broker.CodeBadRequest, "description"},
+			{"NUL in a token name", request{Method: http.MethodPost, Path: "/api/v1/users/1/tokens", Body: `{"name":"t\u0000"}`}, 400, broker.CodeBadRequest, "name"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				runs, systems := e.runCount(), e.systemCount()
+				d := requireError(t, e.do(tc.req), tc.status, tc.code)
+				if tc.field != "" {
+					require.Equal(t, tc.field, d.Field)
+				}
+				require.Equal(t, runs, e.runCount())
+				require.Equal(t, systems, e.systemCount())
+			})
+		}
+	})
+}

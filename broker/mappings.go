@@ -78,6 +78,9 @@ func (s *Server) getMapping(c echo.Context) error {
 	if err := s.allow(c, catalog.ActionRead, "mapping:"+name); err != nil {
 		return err
 	}
+	if err := knownName("mapping", name); err != nil {
+		return err
+	}
 	m, err := s.store.GetMapping(c.Request().Context(), name)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return notFound("no mapping named %q", name)
@@ -95,6 +98,9 @@ func (s *Server) getMappingVersion(c echo.Context) error {
 		return badRequestField("version", "version %q must be a positive integer", c.Param("version"))
 	}
 	if err := s.allow(c, catalog.ActionRead, "mapping:"+name); err != nil {
+		return err
+	}
+	if err := knownName("mapping", name); err != nil {
 		return err
 	}
 	m, err := s.store.GetMappingVersion(c.Request().Context(), name, v)
@@ -151,6 +157,9 @@ func (s *Server) updateMapping(c echo.Context) error {
 	if err := s.allow(c, catalog.ActionManage, "mapping:"+name); err != nil {
 		return err
 	}
+	if err := knownName("mapping", name); err != nil {
+		return err
+	}
 	var req MappingRequest
 	if err := bind(c, &req); err != nil {
 		return err
@@ -182,6 +191,9 @@ func (s *Server) disableMapping(c echo.Context) error {
 	ctx := c.Request().Context()
 	name := c.Param("name")
 	if err := s.allow(c, catalog.ActionManage, "mapping:"+name); err != nil {
+		return err
+	}
+	if err := knownName("mapping", name); err != nil {
 		return err
 	}
 	by := principalOf(c).User.Name

@@ -122,6 +122,9 @@ func (s *Server) submitRun(c echo.Context) error {
 	if err := s.allow(c, catalog.ActionSubmit, "mapping:"+req.Mapping); err != nil {
 		return err
 	}
+	if err := knownName("mapping", req.Mapping); err != nil {
+		return err
+	}
 	m, err := s.store.GetMapping(ctx, req.Mapping)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return notFound("no mapping named %q", req.Mapping)
@@ -283,6 +286,11 @@ type RunList struct {
 func (s *Server) listRuns(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := catalog.RunFilter{Mapping: c.QueryParam("mapping"), SubmittedBy: c.QueryParam("submitted_by")}
+	for field, v := range map[string]string{"mapping": f.Mapping, "submitted_by": f.SubmittedBy} {
+		if v != "" && catalog.ValidateName(field, v) != nil {
+			return badRequestField(field, "query parameter %s=%q is not a valid name", field, v)
+		}
+	}
 	if v := c.QueryParam("state"); v != "" {
 		for _, st := range strings.Split(v, ",") {
 			rs := catalog.RunState(strings.TrimSpace(st))

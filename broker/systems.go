@@ -93,6 +93,9 @@ func (s *Server) getSystem(c echo.Context) error {
 	if err := s.allow(c, catalog.ActionRead, "system:"+name); err != nil {
 		return err
 	}
+	if err := knownName("system", name); err != nil {
+		return err
+	}
 	sys, err := s.store.GetSystem(c.Request().Context(), name)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return notFound("no system named %q", name)
@@ -128,6 +131,9 @@ func (s *Server) updateSystem(c echo.Context) error {
 	if err := s.allow(c, catalog.ActionManage, "system:"+name); err != nil {
 		return err
 	}
+	if err := knownName("system", name); err != nil {
+		return err
+	}
 	var req SystemRequest
 	if err := bind(c, &req); err != nil {
 		return err
@@ -152,6 +158,9 @@ func (s *Server) updateSystem(c echo.Context) error {
 func (s *Server) deleteSystem(c echo.Context) error {
 	name := c.Param("name")
 	if err := s.allow(c, catalog.ActionManage, "system:"+name); err != nil {
+		return err
+	}
+	if err := knownName("system", name); err != nil {
 		return err
 	}
 	if err := s.store.DeleteSystem(c.Request().Context(), name); err != nil {
