@@ -21,13 +21,14 @@ func (j JSON[T]) Value() (driver.Value, error) {
 	return string(b), nil
 }
 
-// Scan implements sql.Scanner.
+// Scan implements sql.Scanner. The column replaces the value: nothing of a
+// previous value survives (json.Unmarshal alone would merge into a map).
 func (j *JSON[T]) Scan(src any) error {
+	var zero T
+	j.V = zero
 	var b []byte
 	switch v := src.(type) {
 	case nil:
-		var zero T
-		j.V = zero
 		return nil
 	case string:
 		b = []byte(v)
@@ -37,11 +38,12 @@ func (j *JSON[T]) Scan(src any) error {
 		return fmt.Errorf("scan JSON column: unsupported type %T", src)
 	}
 	if len(b) == 0 {
-		var zero T
-		j.V = zero
 		return nil
 	}
-	return json.Unmarshal(b, &j.V)
+	if err := json.Unmarshal(b, &j.V); err != nil {
+		return fmt.Errorf("scan JSON column: %w", err)
+	}
+	return nil
 }
 
 // MarshalJSON encodes the wrapped value.
