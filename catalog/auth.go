@@ -216,11 +216,18 @@ func (s *Store) CreateToken(ctx context.Context, p CreateTokenParams) (string, *
 		e := p.ExpiresAt.UTC()
 		expires = &e
 	}
-	t := &Token{UserID: p.UserID, Name: p.Name, Hash: HashToken(secret), Prefix: secret[:min(len(secret), 12)], ExpiresAt: expires}
+	t := &Token{UserID: p.UserID, Name: p.Name, Hash: HashToken(secret), Prefix: tokenPrefix(secret), ExpiresAt: expires}
 	if err := translate(s.db.WithContext(ctx).Create(t).Error); err != nil {
 		return "", nil, fmt.Errorf("create token %s: %w", p.Name, err)
 	}
 	return secret, t, nil
+}
+
+// tokenPrefix is the part of a secret kept in clear to tell tokens apart: at
+// most 12 characters and never more than a quarter of the secret, so that a
+// short chosen secret (WEIR_ADMIN_TOKEN) is not mostly given away.
+func tokenPrefix(secret string) string {
+	return secret[:min(12, len(secret)/4)]
 }
 
 // ListTokens returns a user's tokens (every user's when userID is 0), newest first.
