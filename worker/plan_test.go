@@ -71,11 +71,15 @@ func TestConfigValidate(t *testing.T) {
 	require.Equal(t, []string{"worker"}, ok.Roles)
 	require.Equal(t, SlotsDefault, ok.Slots)
 	require.Equal(t, LeaseTTLDefault, ok.LeaseTTL)
+	require.Equal(t, HeartbeatIntervalDefault, ok.HeartbeatInterval)
+	short := Config{NodeID: "w1", Region: "r1", LeaseTTL: 3 * time.Second}.WithDefaults()
+	require.Equal(t, 750*time.Millisecond, short.HeartbeatInterval, "a short lease shortens the heartbeat")
+	require.NoError(t, short.validate())
 	for name, c := range map[string]Config{
 		"no node":         {Region: "r1"},
 		"no region":       {NodeID: "w1"},
 		"negative slots":  {NodeID: "w1", Region: "r1", Slots: -1},
-		"slow heartbeat":  {NodeID: "w1", Region: "r1", LeaseTTL: 2 * time.Second, HeartbeatInterval: time.Second},
+		"slow heartbeat":  {NodeID: "w1", Region: "r1", LeaseTTL: 2 * time.Second, HeartbeatInterval: 600 * time.Millisecond},
 		"negative thread": {NodeID: "w1", Region: "r1", Threads: -2},
 	} {
 		require.Error(t, c.WithDefaults().validate(), name)

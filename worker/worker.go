@@ -45,6 +45,8 @@ var (
 // Config configures a Worker. Its zero value, with NodeID and Region set,
 // works after WithDefaults.
 type Config struct {
+	// NodeID names this worker in the catalog (runs are assigned to it);
+	// Region is where it runs; Address and Version are shown on its node row.
 	NodeID, Region, Address, Version string
 	// Roles are recorded on the node row; default ["worker"].
 	Roles []string
@@ -57,7 +59,9 @@ type Config struct {
 	LeaseTTL time.Duration
 	// HeartbeatInterval paces the node heartbeat, the lease renewal of every
 	// held run (one catalog call for all) and the check for cancellation.
-	// It must be shorter than LeaseTTL/2.
+	// Default HeartbeatIntervalDefault, or LeaseTTL/4 when shorter. It may be
+	// at most LeaseTTL/4, so that one slow or failed heartbeat does not reach
+	// the LeaseTTL/2 without contact that stops every run.
 	HeartbeatInterval time.Duration
 	// ProgressInterval paces the batched progress writes of each run.
 	ProgressInterval time.Duration
@@ -85,7 +89,7 @@ func (c Config) WithDefaults() Config {
 		c.LeaseTTL = LeaseTTLDefault
 	}
 	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = HeartbeatIntervalDefault
+		c.HeartbeatInterval = min(HeartbeatIntervalDefault, c.LeaseTTL/4)
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = ProgressIntervalDefault
@@ -114,8 +118,8 @@ func (c Config) validate() error {
 		return catalog.Invalid("worker.threads", "must be at least 1, got %d", c.Threads)
 	case c.LeaseTTL <= 0 || c.ProgressInterval <= 0 || c.PollInterval <= 0 || c.DrainTimeout < 0:
 		return catalog.Invalid("worker", "lease, progress and poll intervals must be positive")
-	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval >= c.LeaseTTL/2:
-		return catalog.Invalid("worker.heartbeat_interval", "must be positive and shorter than half the lease (%s), got %s", c.LeaseTTL/2, c.HeartbeatInterval)
+	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval > c.LeaseTTL/4:
+		return catalog.Invalid("worker.heartbeat_interval", "must be positive and at most a quarter of the lease (%s), got %s", c.LeaseTTL/4, c.HeartbeatInterval)
 	}
 	return nil
 }

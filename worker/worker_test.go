@@ -417,3 +417,44 @@ func TestStopDrainsThenHandsBack(t *testing.T) {
 		require.Equal(t, catalog.NodeLeft, nodes[0].State)
 	})
 }
+
+// reapBeforeCommit reaps its run right after the worker's last progress
+// flush (every task done), that is between the copy and the commit.
+type reapBeforeCommit struct {
+	*catalog.Store
+	reaper *catalog.Store
+	reaped atomic.Bool
+}
+
+func (s *reapBeforeCommit) FlushProgress(ctx context.Context, p catalog.FlushProgressParams) error {
+	if err := s.Store.FlushProgress(ctx, p); err != nil {
+		return err
+	}
+	if p.Run.TasksDone == p.Run.TasksTotal && s.reaped.CompareAndSwap(false, true) {
+		if _, err := s.reaper.ReapExpiredLeases(ctx, region); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestLeaseLostBetweenCopyAndCommit(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		write(t, e.src, map[string]int{"in/a.csv": 100_000, "in/b.csv": 200})
+		e.mapping("m", "src", "in", "dst", "out")
+		id := e.submit("m", nil)
+		e.dispatch(id, "w1", 0)
+		reaper := e.openStore()
+		reaper.SetClock(func() time.Time { return time.Now().UTC().Add(time.Hour) })
+		store := &reapBeforeCommit{Store: e.store, reaper: reaper}
+		cfg := e.config("w1")
+		cfg.HeartbeatInterval = 500 * time.Millisecond // the check before commit must catch it, not a heartbeat
+		e.start(cfg, store, connector.Default())
+
+		e.waitEvent(id, "abandoned", 10*time.Second)
+		require.True(t, store.reaped.Load())
+		r := e.run(id)
+		require.Equal(t, catalog.StatePending, r.State)
+		require.Empty(t, tree(t, e.dst), "copied in full, yet nothing committed after the lease was lost")
+	})
+}

@@ -68,9 +68,9 @@ func (c *Conn) Close() error { return c.root.Close() }
 // one pointing outside is ErrEscape, and one to a directory is ErrInvalid
 // (links to directories are not followed, so that a tree cannot loop).
 func (c *Conn) ListFiles(ctx context.Context, pattern string) ([]spi.File, error) {
-	p, err := spi.CleanPath(pattern)
+	p, err := c.cleanData("list", pattern)
 	if err != nil {
-		return nil, c.fail("list", pattern, err)
+		return nil, err
 	}
 	var out []spi.File
 	if !spi.HasMeta(p) {
@@ -264,6 +264,19 @@ func (c *Conn) OpenFile(_ context.Context, name string) (io.ReadCloser, error) {
 		return nil, c.fail("open", p, err)
 	}
 	return f, nil
+}
+
+// cleanData cleans a path naming data (a source pattern, a target
+// directory), refusing one that leads into Weir's own bookkeeping.
+func (c *Conn) cleanData(op, p string) (string, error) {
+	clean, err := spi.CleanPath(p)
+	if err != nil {
+		return "", c.fail(op, p, err)
+	}
+	if reservedPath(clean) {
+		return "", c.fail(op, p, fmt.Errorf("%w: the path leads into Weir's staging area or manifest", spi.ErrInvalid))
+	}
+	return clean, nil
 }
 
 // staticPrefix returns the leading elements of a glob that hold no metacharacter.

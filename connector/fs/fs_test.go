@@ -110,6 +110,12 @@ func TestListFiles(t *testing.T) {
 	_, err = c.ListFiles(ctx, "trades/[")
 	require.ErrorIs(t, err, spi.ErrInvalid)
 
+	for _, p := range []string{".weir-staging", ".weir-staging/9/1", "trades/2026-11-20/_weir_manifest.json"} {
+		_, err = c.ListFiles(ctx, p)
+		require.ErrorIs(t, err, spi.ErrInvalid, "list %q", p)
+	}
+	require.ErrorIs(t, c.WriteManifest(ctx, ".weir-staging/x", []byte("{}")), spi.ErrInvalid)
+
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "empty"), 0o755))
 	files, err = c.ListFiles(ctx, "empty")
 	require.NoError(t, err)

@@ -156,9 +156,9 @@ func hashFile(f *os.File, size int64) (string, error) {
 // needed, syncs the directories it wrote to, and removes the staging area.
 // A file of the same name is replaced, so a retried run never duplicates.
 func (s *stage) Commit(ctx context.Context, dir string, rels []string) error {
-	d, err := spi.CleanPath(dir)
+	d, err := s.c.cleanData("commit", dir)
 	if err != nil {
-		return s.c.fail("commit", dir, err)
+		return err
 	}
 	made := map[string]bool{}
 	for _, rel := range rels {
@@ -203,9 +203,9 @@ func (s *stage) Discard() error {
 // WriteManifest writes data to a temporary file in dir, fsyncs it and renames
 // it to spi.ManifestName, then syncs dir.
 func (c *Conn) WriteManifest(_ context.Context, dir string, data []byte) error {
-	d, err := spi.CleanPath(dir)
+	d, err := c.cleanData("manifest", dir)
 	if err != nil {
-		return c.fail("manifest", dir, err)
+		return err
 	}
 	if err := c.mkdirAll(d); err != nil {
 		return c.fail("manifest", d, err)
