@@ -79,12 +79,26 @@ func (p *Principal) Allowed(action, resource string, ip netip.Addr) bool {
 			return true
 		}
 		for _, c := range e.CIDRs.V {
-			if pfx, err := netip.ParsePrefix(c); err == nil && ip.IsValid() && pfx.Contains(ip.Unmap()) {
+			if pfx, err := parseCIDR(c); err == nil && ip.IsValid() && pfx.Contains(ip.Unmap()) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// parseCIDR parses a network and gives IPv4-mapped IPv6 networks
+// (::ffff:10.0.0.0/104) as the IPv4 network they are (10.0.0.0/8), since
+// client addresses are compared unmapped.
+func parseCIDR(c string) (netip.Prefix, error) {
+	pfx, err := netip.ParsePrefix(c)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
+		pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
+	}
+	return pfx.Masked(), nil
 }
 
 // ResourceMatches reports whether a grant on pattern covers resource.
@@ -307,10 +321,16 @@ func (s *Store) CreateEntitlement(ctx context.Context, e *Entitlement) error {
 	if err := validateResource(e.Resource); err != nil {
 		return err
 	}
+	cidrs := make([]string, 0, len(e.CIDRs.V))
 	for i, c := range e.CIDRs.V {
-		if _, err := netip.ParsePrefix(c); err != nil {
+		pfx, err := parseCIDR(c)
+		if err != nil {
 			return Invalid(fmt.Sprintf("cidrs[%d]", i), "%q is not a CIDR such as 10.0.0.0/8", c)
 		}
+		cidrs = append(cidrs, pfx.String())
+	}
+	if e.CIDRs.V != nil {
+		e.CIDRs.V = cidrs // stored in canonical form: 10.1.2.3/8 is 10.0.0.0/8
 	}
 	if _, err := s.GetUser(ctx, e.UserID); err != nil {
 		return err

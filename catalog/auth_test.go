@@ -279,6 +279,12 @@ func TestEntitlements(t *testing.T) {
 		require.Len(t, es, 2)
 		require.Equal(t, e2.CIDRs.V, es[1].CIDRs.V)
 		require.Nil(t, es[0].CIDRs.V)
+		e3 := &catalog.Entitlement{UserID: u.ID, Resource: "*", Action: catalog.ActionRead, CIDRs: catalog.NewJSON([]string{"10.1.2.3/8", "::ffff:192.168.0.0/112"})}
+		require.NoError(t, s.CreateEntitlement(ctx, e3))
+		es, err = s.ListEntitlements(ctx, u.ID)
+		require.NoError(t, err)
+		require.Equal(t, []string{"10.0.0.0/8", "192.168.0.0/16"}, es[2].CIDRs.V, "networks are stored in canonical form")
+		require.NoError(t, s.DeleteEntitlement(ctx, e3.ID))
 		require.NoError(t, s.DeleteEntitlement(ctx, e1.ID))
 		require.ErrorIs(t, s.DeleteEntitlement(ctx, e1.ID), catalog.ErrNotFound)
 		es, err = s.ListEntitlements(ctx, u.ID)
