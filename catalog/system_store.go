@@ -95,23 +95,31 @@ func (s *Store) UpdateSystem(ctx context.Context, sys *System) error {
 	return nil
 }
 
-// DeleteSystem removes a system that no enabled mapping uses.
+// DeleteSystem removes a system that no enabled mapping uses: the current
+// version of a mapping counts, not its history.
 func (s *Store) DeleteSystem(ctx context.Context, name string) error {
-	var users []string
-	if err := s.db.WithContext(ctx).Model(&Mapping{}).
-		Where("(source_system = ? OR target_system = ?) AND enabled = ?", name, name, true).
-		Distinct().Pluck("name", &users).Error; err != nil {
-		return err
-	}
-	if len(users) > 0 {
-		return fmt.Errorf("delete system %s: %w: used by mappings %s", name, ErrConflict, strings.Join(users, ", "))
-	}
-	res := s.db.WithContext(ctx).Where("name = ?", name).Delete(&System{})
-	if res.Error != nil {
-		return fmt.Errorf("delete system %s: %w", name, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("delete system %s: %w", name, ErrNotFound)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		var users []string
+		if err := tx.Model(&Mapping{}).
+			Where("(source_system = ? OR target_system = ?) AND enabled = ?", name, name, true).
+			Where("version = (SELECT MAX(m2.version) FROM mappings m2 WHERE m2.name = mappings.name)").
+			Order("name").Distinct().Pluck("name", &users).Error; err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("%w: used by mappings %s", ErrConflict, strings.Join(users, ", "))
+		}
+		res := tx.Where("name = ?", name).Delete(&System{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete system %s: %w", name, err)
 	}
 	return nil
 }
