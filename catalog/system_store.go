@@ -158,6 +158,7 @@ func (s *Store) PutMapping(ctx context.Context, m *Mapping) error {
 		}
 		m.ID = 0
 		m.Version = cur + 1
+		m.CreatedAt = s.now() // each version is made now, also when m was read from an older one
 		return translate(tx.Create(m).Error)
 	})
 	if err != nil {
