@@ -85,7 +85,7 @@ func (w *Worker) finish(a *attempt, out *outcome, err error, took time.Duration)
 			return
 		case errUnreachable:
 			a.log.Warn("attempt stopped: catalog unreachable; nothing committed; will hand it back")
-			w.release(catalog.FinishParams{RunID: a.run.ID, FencingToken: a.run.FencingToken, Worker: w.cfg.NodeID,
+			w.deferFinish(catalog.FinishParams{RunID: a.run.ID, FencingToken: a.run.FencingToken, Worker: w.cfg.NodeID,
 				State: catalog.StateFailed, Retryable: true,
 				Error: fmt.Sprintf("worker %s lost contact with the catalog during attempt %d; nothing committed", w.cfg.NodeID, a.run.Attempt)})
 			return
@@ -106,7 +106,8 @@ func (w *Worker) finish(a *attempt, out *outcome, err error, took time.Duration)
 		if errors.Is(ferr, catalog.ErrStaleLease) || errors.Is(ferr, catalog.ErrIllegalTransition) {
 			a.log.Warn("finish refused: the attempt is no longer ours", slog.String("error", ferr.Error()))
 		} else {
-			a.log.Error("finish run", slog.String("state", string(p.State)), slog.String("error", ferr.Error()))
+			a.log.Error("finish run; will record it when the catalog answers", slog.String("state", string(p.State)), slog.String("error", ferr.Error()))
+			w.deferFinish(p)
 		}
 		return
 	}

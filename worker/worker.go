@@ -156,8 +156,8 @@ type Worker struct {
 	started time.Time
 
 	mu       sync.Mutex
-	held     map[string]*attempt // run_id -> the attempt this worker executes
-	releases []catalog.FinishParams
+	held     map[string]*attempt    // run_id -> the attempt this worker executes
+	finishes []catalog.FinishParams // ends not yet recorded: the catalog did not answer
 
 	lastContact atomic.Int64 // unix nanos at which the last successful heartbeat began
 	cutOff      atomic.Bool  // the catalog was unreachable: every run stopped, no claims
@@ -229,7 +229,7 @@ loop:
 
 	end, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.LeaseTTL/2)
 	defer cancel()
-	w.flushReleases(end)
+	w.flushFinishes(end)
 	if err := w.store.SetNodeState(end, w.cfg.NodeID, catalog.NodeLeft); err != nil {
 		w.log.Warn("mark node left", slog.String("error", err.Error()))
 	}
@@ -296,7 +296,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		w.log.Info("catalog reachable again; claiming resumes")
 		w.signalFreed()
 	}
-	w.flushReleases(cctx)
+	w.flushFinishes(cctx)
 }
 
 func (w *Worker) renew(ctx context.Context) error {
@@ -417,29 +417,30 @@ func (w *Worker) stopAll(cause error) {
 	}
 }
 
-// release queues the hand-back of an attempt stopped while the catalog was
-// unreachable; flushReleases sends it once the catalog answers again.
-func (w *Worker) release(p catalog.FinishParams) {
+// deferFinish keeps the end of an attempt that the catalog could not record
+// (unreachable), to record it once the catalog answers again. It stays
+// fenced: if the run was reaped in between, the record is dropped.
+func (w *Worker) deferFinish(p catalog.FinishParams) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.releases = append(w.releases, p)
+	w.finishes = append(w.finishes, p)
 }
 
-func (w *Worker) flushReleases(ctx context.Context) {
+func (w *Worker) flushFinishes(ctx context.Context) {
 	w.mu.Lock()
-	pending := w.releases
-	w.releases = nil
+	pending := w.finishes
+	w.finishes = nil
 	w.mu.Unlock()
 	for i, p := range pending {
-		_, err := w.store.FinishRun(ctx, p)
+		st, err := w.store.FinishRun(ctx, p)
 		switch {
 		case err == nil:
-			w.log.Info("handed back a run stopped while the catalog was unreachable", slog.String("run_id", p.RunID))
+			w.log.Info("recorded the end of a run once the catalog answered again", slog.String("run_id", p.RunID), slog.String("state", string(st)))
 		case errors.Is(err, catalog.ErrStaleLease) || errors.Is(err, catalog.ErrIllegalTransition) || errors.Is(err, catalog.ErrNotFound):
-			// Reaped or finished in the meantime: nothing to hand back.
+			w.log.Info("end of a run not recorded: it was reaped meanwhile", slog.String("run_id", p.RunID), slog.String("error", err.Error()))
 		default:
 			w.mu.Lock()
-			w.releases = append(w.releases, pending[i:]...)
+			w.finishes = append(w.finishes, pending[i:]...)
 			w.mu.Unlock()
 			return
 		}

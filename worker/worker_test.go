@@ -458,3 +458,31 @@ func TestLeaseLostBetweenCopyAndCommit(t *testing.T) {
 		require.Empty(t, tree(t, e.dst), "copied in full, yet nothing committed after the lease was lost")
 	})
 }
+
+// failFirstFinish loses the first FinishRun call, as a catalog blip would.
+type failFirstFinish struct {
+	*catalog.Store
+	failed atomic.Bool
+}
+
+func (s *failFirstFinish) FinishRun(ctx context.Context, p catalog.FinishParams) (catalog.RunState, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		return "", errDown
+	}
+	return s.Store.FinishRun(ctx, p)
+}
+
+func TestFinishRecordedAfterCatalogBlip(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		write(t, e.src, map[string]int{"in/a.csv": 1000})
+		e.mapping("m", "src", "in", "dst", "out")
+		id := e.submit("m", nil)
+		e.dispatch(id, "w1", 0)
+		store := &failFirstFinish{Store: e.store}
+		e.start(e.config("w1"), store, connector.Default())
+		r := e.waitState(id, 10*time.Second, catalog.StateSucceeded)
+		require.Equal(t, catalog.StateSucceeded, r.State, r.Error)
+		require.True(t, store.failed.Load())
+		require.EqualValues(t, 1, r.Manifest.V.TotalFiles)
+	})
+}
