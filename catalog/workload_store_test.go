@@ -11,8 +11,8 @@ import (
 	"github.com/weirdata/weir/catalog/catalogtest"
 )
 
-// failPendingFixture makes a region r1 with one pending run and a leader lease held by srv1.
-func failPendingFixture(t *testing.T, s *catalog.Store) (*catalog.Run, *catalog.Lease) {
+// pendingFixture makes a region r1 with one pending run and a leader lease held by srv1.
+func pendingFixture(t *testing.T, s *catalog.Store) (*catalog.Run, *catalog.Lease) {
 	t.Helper()
 	ctx := context.Background()
 	u := &catalog.User{Name: "alice", Role: catalog.RoleAdmin}
@@ -29,67 +29,67 @@ func failPendingFixture(t *testing.T, s *catalog.Store) (*catalog.Run, *catalog.
 	return r, l
 }
 
-func TestFailPending(t *testing.T) {
+func TestAbortPending(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		ctx := context.Background()
-		r, l := failPendingFixture(t, s)
+		r, l := pendingFixture(t, s)
 		finished := s.Subscribe(t.Context(), catalog.ChannelRunsFinished)
 
-		require.NoError(t, s.FailPending(ctx, catalog.FailPendingParams{RunID: r.ID, Error: "mapping m version 7 no longer exists",
+		require.NoError(t, s.AbortPending(ctx, catalog.AbortPendingParams{RunID: r.ID, Error: "mapping m version 7 no longer exists",
 			LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token}))
 
 		got, err := s.GetRun(ctx, r.ID)
 		require.NoError(t, err)
-		require.Equal(t, catalog.StateFailed, got.State)
+		require.Equal(t, catalog.StateAborted, got.State)
 		require.Equal(t, "mapping m version 7 no longer exists", got.Error)
 		require.NotNil(t, got.FinishedAt)
 		evs, err := s.ListRunEvents(ctx, r.ID, 0)
 		require.NoError(t, err)
 		last := evs[len(evs)-1]
-		require.Equal(t, "failed", last.Kind)
+		require.Equal(t, "aborted", last.Kind)
 		require.Equal(t, "srv1", last.Node)
 		require.Contains(t, last.Message, "cannot be dispatched: mapping m version 7 no longer exists")
 		select {
 		case <-finished:
 		case <-time.After(5 * time.Second):
-			t.Fatal("FailPending did not notify ChannelRunsFinished")
+			t.Fatal("AbortPending did not notify ChannelRunsFinished")
 		}
 
 		// A run that is no longer pending changes nothing.
-		err = s.FailPending(ctx, catalog.FailPendingParams{RunID: r.ID, Error: "again", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
+		err = s.AbortPending(ctx, catalog.AbortPendingParams{RunID: r.ID, Error: "again", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
 		require.ErrorIs(t, err, catalog.ErrIllegalTransition)
 		var te *catalog.TransitionError
 		require.ErrorAs(t, err, &te)
-		require.Equal(t, []catalog.RunState{catalog.StateFailed}, te.From)
+		require.Equal(t, []catalog.RunState{catalog.StateAborted}, te.From)
 		got, err = s.GetRun(ctx, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, "mapping m version 7 no longer exists", got.Error)
 
-		err = s.FailPending(ctx, catalog.FailPendingParams{RunID: "000000000000000000000000", Error: "x", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
+		err = s.AbortPending(ctx, catalog.AbortPendingParams{RunID: "000000000000000000000000", Error: "x", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
 		require.ErrorIs(t, err, catalog.ErrNotFound)
 	})
 }
 
-func TestFailPendingNeedsLeaderAndReason(t *testing.T) {
+func TestAbortPendingNeedsLeaderAndReason(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		ctx := context.Background()
-		r, l := failPendingFixture(t, s)
-		for name, p := range map[string]catalog.FailPendingParams{
+		r, l := pendingFixture(t, s)
+		for name, p := range map[string]catalog.AbortPendingParams{
 			"other holder": {RunID: r.ID, Error: "x", LeaseName: l.Name, LeaseHolder: "srv2", LeaseToken: l.Token},
 			"stale token":  {RunID: r.ID, Error: "x", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token + 1},
 			"other region": {RunID: r.ID, Error: "x", LeaseName: catalog.LeaderLeaseName("r2"), LeaseHolder: "srv1", LeaseToken: l.Token},
 		} {
-			err := s.FailPending(ctx, p)
+			err := s.AbortPending(ctx, p)
 			require.ErrorIs(t, err, catalog.ErrNotLeader, name)
 		}
-		err := s.FailPending(ctx, catalog.FailPendingParams{RunID: r.ID, Error: "  ", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
+		err := s.AbortPending(ctx, catalog.AbortPendingParams{RunID: r.ID, Error: "  ", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
 		var ve *catalog.ValidationError
 		require.ErrorAs(t, err, &ve)
 		require.Equal(t, "error", ve.Field)
 
 		// An expired lease no longer allows it either.
 		require.NoError(t, s.ReleaseLease(ctx, l.Name, "srv1"))
-		err = s.FailPending(ctx, catalog.FailPendingParams{RunID: r.ID, Error: "x", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
+		err = s.AbortPending(ctx, catalog.AbortPendingParams{RunID: r.ID, Error: "x", LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token})
 		require.ErrorIs(t, err, catalog.ErrNotLeader)
 
 		got, err := s.GetRun(ctx, r.ID)
@@ -99,15 +99,15 @@ func TestFailPendingNeedsLeaderAndReason(t *testing.T) {
 	})
 }
 
-func TestFailPendingTruncatesLongErrors(t *testing.T) {
+func TestAbortPendingTruncatesLongErrors(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		ctx := context.Background()
-		r, l := failPendingFixture(t, s)
+		r, l := pendingFixture(t, s)
 		long := strings.Repeat("é", 3000) // 6000 bytes
-		require.NoError(t, s.FailPending(ctx, catalog.FailPendingParams{RunID: r.ID, Error: long, LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token}))
+		require.NoError(t, s.AbortPending(ctx, catalog.AbortPendingParams{RunID: r.ID, Error: long, LeaseName: l.Name, LeaseHolder: "srv1", LeaseToken: l.Token}))
 		got, err := s.GetRun(ctx, r.ID)
 		require.NoError(t, err)
-		require.Equal(t, catalog.StateFailed, got.State)
+		require.Equal(t, catalog.StateAborted, got.State)
 		require.LessOrEqual(t, len(got.Error), 4000)
 		require.True(t, strings.HasPrefix(long, got.Error))
 	})
@@ -116,7 +116,7 @@ func TestFailPendingTruncatesLongErrors(t *testing.T) {
 func TestSetHoldReasons(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		ctx := context.Background()
-		first, l := failPendingFixture(t, s)
+		first, l := pendingFixture(t, s)
 		g := catalog.NewRunIDGenerator("r1")
 		ids := []string{first.ID}
 		for range 3 {

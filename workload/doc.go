@@ -8,7 +8,7 @@
 // source and target system's maximum of concurrent runs and each live
 // worker's free slots, writes each admitted run's execution plan and assigns
 // it to a worker. A run it cannot admit keeps a hold reason that says why; a
-// run that can never be planned is failed with a clear error.
+// run that can never be planned is aborted with a clear error.
 //
 // The admission decision is the pure function Govern (governor.go), leader
 // election lives in leader.go, and the loop that ties them to the catalog in

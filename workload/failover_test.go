@@ -115,18 +115,18 @@ func (k *killableStore) DispatchRun(ctx context.Context, p catalog.DispatchParam
 	return k.Store.DispatchRun(ctx, p)
 }
 
-func (k *killableStore) SetHoldReason(ctx context.Context, runID, reason string) error {
+func (k *killableStore) SetHoldReasons(ctx context.Context, reasons map[string]string) error {
 	if err := k.check(ctx); err != nil {
 		return err
 	}
-	return k.Store.SetHoldReason(ctx, runID, reason)
+	return k.Store.SetHoldReasons(ctx, reasons)
 }
 
-func (k *killableStore) FailPending(ctx context.Context, p catalog.FailPendingParams) error {
+func (k *killableStore) AbortPending(ctx context.Context, p catalog.AbortPendingParams) error {
 	if err := k.check(ctx); err != nil {
 		return err
 	}
-	return k.Store.FailPending(ctx, p)
+	return k.Store.AbortPending(ctx, p)
 }
 
 // failoverEnv is one PostgreSQL catalog seen by two servers and a client.

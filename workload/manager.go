@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,8 +32,8 @@ type Store interface {
 	GetMappingVersion(ctx context.Context, name string, version int) (*catalog.Mapping, error)
 
 	DispatchRun(ctx context.Context, p catalog.DispatchParams) error
-	SetHoldReason(ctx context.Context, runID, reason string) error
-	FailPending(ctx context.Context, p catalog.FailPendingParams) error
+	SetHoldReasons(ctx context.Context, reasons map[string]string) error
+	AbortPending(ctx context.Context, p catalog.AbortPendingParams) error
 }
 
 // dispatchBatch is how many pending runs one tick considers, by priority
@@ -128,20 +129,22 @@ func (m *Manager) Run(ctx context.Context) error {
 
 // tick does one round of a leader's work: maintenance when it is due, then governing.
 //
-// Maintenance runs on the poll tick and on the first tick of a term, not on
-// every wake-up: it deals with time passing (silent nodes, expired leases,
+// A full tick (the poll tick, the first tick of a term, or any tick once a
+// poll interval passed without one) does maintenance and writes changed hold
+// reasons; a wake-up only governs. Maintenance does not run on every wake-up: it deals with time passing (silent nodes, expired leases,
 // timeouts), and RequeueOrphans notifies ChannelRunsPending on each call,
 // which would otherwise wake the manager again and again.
 func (m *Manager) tick(t *term, fromPoll bool) {
 	ctx := t.ctx
 	var errs []error
-	if fromPoll || t != m.maintTerm || time.Since(m.maintAt) >= m.cfg.PollInterval {
+	full := fromPoll || t != m.maintTerm || time.Since(m.maintAt) >= m.cfg.PollInterval
+	if full {
 		m.maintTerm, m.maintAt = t, time.Now()
 		if err := m.maintain(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := m.govern(ctx, t); err != nil {
+	if err := m.govern(ctx, t, full); err != nil {
 		if errors.Is(err, catalog.ErrNotLeader) {
 			m.el.stepDown(t, "the catalog refused a dispatch: the lease is no longer ours")
 			return
@@ -214,7 +217,13 @@ type candidate struct {
 
 // govern admits the region's pending runs that fit, writes their plans and
 // assigns them to workers, and records why the others wait.
-func (m *Manager) govern(ctx context.Context, t *term) error {
+//
+// A run's first hold reason is written at once. A change of reason (the
+// region was full, now its system is) is written only on a full tick (the
+// poll cadence): as capacity comes and goes, the reasons of many waiting runs
+// flip back and forth, and writing each flip on every wake-up would cost more
+// than the dispatching itself.
+func (m *Manager) govern(ctx context.Context, t *term, full bool) error {
 	region := m.cfg.Region
 	runs, err := m.store.ListDispatchable(ctx, region, dispatchBatch)
 	if err != nil {
@@ -263,7 +272,7 @@ func (m *Manager) govern(ctx context.Context, t *term) error {
 			if !errors.As(err, &pe) {
 				return err
 			}
-			if err := m.fail(ctx, t, r, pe.Error()); err != nil {
+			if err := m.abort(ctx, t, r, pe.Error()); err != nil {
 				return err
 			}
 			continue
@@ -288,32 +297,37 @@ func (m *Manager) govern(ctx context.Context, t *term) error {
 			RunID: d.RunID, Worker: d.Worker, Plan: plan,
 			LeaseName: m.el.name, LeaseHolder: m.el.holder, LeaseToken: t.token,
 		})
-		var te *catalog.TransitionError
 		switch {
 		case err == nil:
 			dispatched++
 			m.log.Info("run dispatched", slog.String("run_id", d.RunID), slog.String("worker", d.Worker),
 				slog.String("mapping", c.run.Mapping), slog.Int("priority", c.run.Priority), slog.Int("max_threads", plan.MaxThreads))
-		case errors.As(err, &te) && !errors.Is(err, catalog.ErrNotLeader):
-			// Canceled or changed since it was listed: its capacity stays
-			// counted until the next tick, which errs on the safe side.
+		case noLongerPending(err):
+			// Canceled since it was listed: its capacity stays counted
+			// until the next tick, which errs on the safe side.
 			m.log.Debug("run no longer dispatchable", slog.String("run_id", d.RunID), slog.String("error", err.Error()))
 		default:
 			return err
 		}
 	}
+	holds := map[string]string{}
 	for _, d := range decisions {
 		if d.Admitted() {
 			continue
 		}
 		r := cands[d.RunID].run
-		if r.HoldReason == d.Hold {
-			continue
+		switch {
+		case r.HoldReason == d.Hold:
+		case r.HoldReason == "":
+			holds[d.RunID] = d.Hold
+			m.log.Info("run held", slog.String("run_id", d.RunID), slog.String("reason", d.Hold))
+		case full:
+			holds[d.RunID] = d.Hold
+			m.log.Debug("run still held, for another reason", slog.String("run_id", d.RunID), slog.String("reason", d.Hold))
 		}
-		if err := m.store.SetHoldReason(ctx, d.RunID, d.Hold); err != nil {
-			return fmt.Errorf("set hold reason of run %s: %w", d.RunID, err)
-		}
-		m.log.Info("run held", slog.String("run_id", d.RunID), slog.String("reason", d.Hold))
+	}
+	if err := m.store.SetHoldReasons(ctx, holds); err != nil {
+		return err
 	}
 	m.log.Debug("governed", slog.Int("pending", len(runs)), slog.Int("dispatched", dispatched),
 		slog.Int("active_before", counts.Region), slog.Int("workers", len(workers)))
@@ -325,7 +339,7 @@ type mappingKey struct {
 	version int
 }
 
-// planError means a run can never be planned as it stands: it is failed.
+// planError means a run can never be planned as it stands: it is aborted.
 type planError struct{ msg string }
 
 func (e *planError) Error() string { return e.msg }
@@ -356,20 +370,28 @@ func (m *Manager) draft(ctx context.Context, r *catalog.Run, cache map[mappingKe
 	return d, nil
 }
 
-// fail ends a run that can never be planned.
-func (m *Manager) fail(ctx context.Context, t *term, r *catalog.Run, msg string) error {
-	err := m.store.FailPending(ctx, catalog.FailPendingParams{
+// abort ends a run that can never be planned.
+func (m *Manager) abort(ctx context.Context, t *term, r *catalog.Run, msg string) error {
+	err := m.store.AbortPending(ctx, catalog.AbortPendingParams{
 		RunID: r.ID, Error: msg, LeaseName: m.el.name, LeaseHolder: m.el.holder, LeaseToken: t.token,
 	})
-	var te *catalog.TransitionError
 	switch {
 	case err == nil:
-		m.log.Warn("run failed: it cannot be planned", slog.String("run_id", r.ID), slog.String("error", msg))
+		m.log.Warn("run aborted: it cannot be planned", slog.String("run_id", r.ID), slog.String("error", msg))
 		return nil
-	case errors.As(err, &te) && !errors.Is(err, catalog.ErrNotLeader):
-		return nil // no longer pending
+	case noLongerPending(err):
+		m.log.Debug("run no longer pending", slog.String("run_id", r.ID), slog.String("error", err.Error()))
+		return nil
 	}
-	return err
+	return fmt.Errorf("abort run %s: %w", r.ID, err)
+}
+
+// noLongerPending reports whether err says that a run left the pending state
+// since it was listed (canceled by its user, say): nothing to do about it. A
+// transition refused from pending itself is a real error.
+func noLongerPending(err error) bool {
+	var te *catalog.TransitionError
+	return errors.As(err, &te) && !slices.Contains(te.From, catalog.StatePending)
 }
 
 // liveWorkers returns the nodes that can take runs now, with their load:

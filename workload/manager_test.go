@@ -145,7 +145,7 @@ func TestManagerHoldsWithoutWorkers(t *testing.T) {
 	})
 }
 
-func TestManagerFailsRunsThatCannotBePlanned(t *testing.T) {
+func TestManagerAbortsRunsThatCannotBePlanned(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		e := newEnv(t, s)
 		e.system("a", 0)
@@ -164,12 +164,12 @@ func TestManagerFailsRunsThatCannotBePlanned(t *testing.T) {
 			escape.ID:  `source.path: "in/../../etc/*.csv" escapes the system's root`,
 			missing.ID: "source.path: parameter {d} has no value",
 		} {
-			got := e.waitState(id, catalog.StateFailed, 5*time.Second)
+			got := e.waitState(id, catalog.StateAborted, 5*time.Second)
 			require.Equal(t, want, got.Error)
 			require.Empty(t, got.WorkerID)
 			evs, err := s.ListRunEvents(context.Background(), id, 0)
 			require.NoError(t, err)
-			require.Equal(t, "failed", evs[len(evs)-1].Kind)
+			require.Equal(t, "aborted", evs[len(evs)-1].Kind)
 		}
 	})
 }

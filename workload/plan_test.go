@@ -1,6 +1,8 @@
 package workload
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -192,4 +194,12 @@ func TestConfig(t *testing.T) {
 	// Run refuses a bad config before touching the catalog.
 	err := New(Config{NodeID: "n"}, nil).Run(t.Context())
 	require.ErrorContains(t, err, "region: is required")
+}
+
+func TestNoLongerPending(t *testing.T) {
+	require.True(t, noLongerPending(fmt.Errorf("dispatch run x: %w", &catalog.TransitionError{RunID: "x", From: []catalog.RunState{catalog.StateCanceled}, To: catalog.StateQueued, Err: catalog.ErrIllegalTransition})))
+	// Refused from pending itself: the state machine disagrees, which must be seen.
+	require.False(t, noLongerPending(&catalog.TransitionError{RunID: "x", From: []catalog.RunState{catalog.StatePending}, To: catalog.StateFailed, Err: catalog.ErrIllegalTransition}))
+	require.False(t, noLongerPending(fmt.Errorf("abort: %w", catalog.ErrNotLeader)))
+	require.False(t, noLongerPending(errors.New("connection reset")))
 }
