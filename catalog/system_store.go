@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gorm.io/gorm"
+	"slices"
 	"strings"
+
+	"gorm.io/gorm"
 )
 
 // System kinds known to the catalog. Connectors register the same names.
@@ -29,6 +31,9 @@ func (sys *System) Validate() error {
 	if sys.Region == "" {
 		return Invalid("region", "is required")
 	}
+	if err := ValidateName("region", sys.Region); err != nil {
+		return err
+	}
 	if sys.MaxConcurrentRuns < 0 {
 		return Invalid("max_concurrent_runs", "must be 0 (no limit) or more, got %d", sys.MaxConcurrentRuns)
 	}
@@ -36,6 +41,9 @@ func (sys *System) Validate() error {
 		root := sys.Settings.V["root"]
 		if root == "" || !strings.HasPrefix(root, "/") {
 			return Invalid("settings.root", "an fs system needs an absolute root directory, got %q", root)
+		}
+		if slices.Contains(strings.Split(root, "/"), "..") || strings.ContainsRune(root, 0) {
+			return Invalid("settings.root", "%q must name its directory without '..'", root)
 		}
 	}
 	return nil
