@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DateLayout is the layout of date parameters and windows.
@@ -18,6 +19,9 @@ var (
 	paramRefRE  = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 	paramNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 )
+
+// DescriptionMaxLength is the longest description a mapping may have.
+const DescriptionMaxLength = 1000
 
 // ValidateName checks a system, mapping or user name: lower case letters,
 // digits, '.', '_' and '-', starting with a letter or digit, at most 128 long.
@@ -45,6 +49,9 @@ func (m *Mapping) Validate() error {
 	if m.TimeoutSeconds < 1 {
 		return Invalid("timeout_seconds", "must be positive, got %d", m.TimeoutSeconds)
 	}
+	if n := utf8.RuneCountInString(m.Description); n > DescriptionMaxLength {
+		return Invalid("description", "must be at most %d characters, got %d", DescriptionMaxLength, n)
+	}
 	seen := map[string]bool{}
 	for i, p := range m.Params.V {
 		f := fmt.Sprintf("params[%d]", i)
@@ -71,6 +78,12 @@ func (m *Mapping) Validate() error {
 				if _, err := time.Parse(DateLayout, b.v); err != nil {
 					return Invalid(f+".window."+b.name, "%q is not a date (YYYY-MM-DD)", b.v)
 				}
+			}
+			if p.Window.Min != "" && p.Window.Max != "" && p.Window.Min > p.Window.Max {
+				return Invalid(f+".window", "starts %s, after it ends %s: no date could be given", p.Window.Min, p.Window.Max)
+			}
+			if p.Window.MaxAgeDays < 0 {
+				return Invalid(f+".window.max_age_days", "must be 0 (no limit) or more, got %d", p.Window.MaxAgeDays)
 			}
 		}
 		if p.Default != "" {
