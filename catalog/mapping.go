@@ -222,10 +222,13 @@ func ExpandPath(field, pattern string, params map[string]string) (string, error)
 }
 
 // CleanRelPath cleans p as a slash-separated path relative to a system's root
-// and refuses absolute paths and any ".." element.
+// and refuses absolute paths, backslashes, NUL bytes and any ".." element.
 func CleanRelPath(field, p string) (string, error) {
 	if strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
 		return "", Invalid(field, "%q must be relative to the system's root", p)
+	}
+	if strings.ContainsRune(p, 0) {
+		return "", Invalid(field, "%q contains a NUL byte", p)
 	}
 	for _, el := range strings.Split(p, "/") {
 		if el == ".." {
