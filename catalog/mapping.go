@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"path"
 	"regexp"
 	"sort"
@@ -131,7 +133,13 @@ func (m *Mapping) ResolveParams(in map[string]any, today time.Time) (map[string]
 		raw, ok := in[p.Name]
 		if !ok || raw == nil {
 			if p.Default != "" {
-				out[p.Name] = p.Default
+				// A default is checked like a given value: a date default
+				// may have left its window since the mapping was stored.
+				v, err := checkParam(p, p.Default, today)
+				if err != nil {
+					return nil, Invalid("params."+p.Name, "the default %v", err)
+				}
+				out[p.Name] = v
 				continue
 			}
 			if p.Required {
@@ -143,11 +151,27 @@ func (m *Mapping) ResolveParams(in map[string]any, today time.Time) (map[string]
 		switch v := raw.(type) {
 		case string:
 			s = v
+		case json.Number: // a body decoded with UseNumber
+			if p.Type != ParamInt {
+				return nil, Invalid("params."+p.Name, "must be a %s, got the number %s", p.Type, v)
+			}
+			s = v.String()
 		case float64:
-			if p.Type != ParamInt || v != float64(int64(v)) {
+			// 2^63 is exactly representable; every integral float below it converts exactly.
+			if p.Type != ParamInt || v != math.Trunc(v) || v < -(1<<63) || v >= 1<<63 {
 				return nil, Invalid("params."+p.Name, "must be a %s, got the number %v", p.Type, v)
 			}
 			s = strconv.FormatInt(int64(v), 10)
+		case int:
+			if p.Type != ParamInt {
+				return nil, Invalid("params."+p.Name, "must be a %s, got the number %d", p.Type, v)
+			}
+			s = strconv.Itoa(v)
+		case int64:
+			if p.Type != ParamInt {
+				return nil, Invalid("params."+p.Name, "must be a %s, got the number %d", p.Type, v)
+			}
+			s = strconv.FormatInt(v, 10)
 		default:
 			return nil, Invalid("params."+p.Name, "must be a %s given as a string", p.Type)
 		}
