@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -180,53 +181,73 @@ func TestReapExpiredLeases(t *testing.T) {
 	})
 }
 
+// changeWhileBlocked runs op while another PostgreSQL connection holds the
+// run's row locked; once op waits for the lock, that connection applies
+// change (SQL with args) and commits. It returns op's error. This puts a
+// concurrent change exactly between what op read and what op writes.
+func changeWhileBlocked(t *testing.T, dsn, runID string, op func() error, change string, args ...any) error {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, "SELECT id FROM runs WHERE id = $1 FOR UPDATE", runID)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	mon, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer mon.Close(ctx)
+	require.Eventually(t, func() bool {
+		var n int
+		err := mon.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&n)
+		return err == nil && n > 0
+	}, 10*time.Second, 5*time.Millisecond, "op never waited for the row")
+	_, err = tx.Exec(ctx, change, args...)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	return <-done
+}
+
 // TestReapSparesALeaseRenewedMeanwhile: a worker that renews its lease between
-// the reaper's read and its write keeps its run. On PostgreSQL a second
-// connection holds the run's row while the reaper runs, renews the lease and
-// commits: the reaper's conditional update must see the new lease.
+// the reaper's read and its write keeps its run.
 func TestReapSparesALeaseRenewedMeanwhile(t *testing.T) {
 	dsn := catalogtest.NewPostgresDSN(t)
 	s := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
 	f := newFixture(t, s)
 	r := f.active()
 	f.clock.Advance(2 * time.Minute)
-
-	conn, err := pgx.Connect(f.ctx, dsn)
+	var reaped []string
+	err := changeWhileBlocked(t, dsn, r.ID, func() (err error) {
+		reaped, err = s.ReapExpiredLeases(f.ctx, testRegion)
+		return err
+	}, "UPDATE runs SET lease_expires_at = $1 WHERE id = $2", f.clock.Now().Add(time.Minute), r.ID) // the worker's renewal
 	require.NoError(t, err)
-	defer conn.Close(f.ctx)
-	tx, err := conn.Begin(f.ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(f.ctx) //nolint:errcheck
-	_, err = tx.Exec(f.ctx, "SELECT id FROM runs WHERE id = $1 FOR UPDATE", r.ID)
-	require.NoError(t, err)
-
-	type result struct {
-		ids []string
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		ids, err := s.ReapExpiredLeases(f.ctx, testRegion)
-		done <- result{ids, err}
-	}()
-	// Wait until the reaper is blocked on the row lock, past its read.
-	require.Eventually(t, func() bool {
-		var n int
-		err := conn.QueryRow(f.ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&n)
-		return err == nil && n > 0
-	}, 10*time.Second, 10*time.Millisecond)
-	// The worker's renewal, as RenewLeases writes it.
-	until := f.clock.Now().Add(time.Minute)
-	_, err = tx.Exec(f.ctx, "UPDATE runs SET lease_expires_at = $1 WHERE id = $2", until, r.ID)
-	require.NoError(t, err)
-	require.NoError(t, tx.Commit(f.ctx))
-
-	res := <-done
-	require.NoError(t, res.err)
-	require.Empty(t, res.ids, "the reaper took a run whose lease was just renewed")
+	require.Empty(t, reaped, "the reaper took a run whose lease was just renewed")
 	row := f.reload(r.ID)
 	require.Equal(t, catalog.StateActive, row.State)
 	require.Equal(t, r.FencingToken, row.FencingToken)
+}
+
+// TestCancelRacingAFinish: a run that finishes between RequestCancel's read
+// and its write is not reported as being canceled.
+func TestCancelRacingAFinish(t *testing.T) {
+	dsn := catalogtest.NewPostgresDSN(t)
+	s := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+	f := newFixture(t, s)
+	r := f.active()
+	err := changeWhileBlocked(t, dsn, r.ID, func() error {
+		_, err := s.RequestCancel(f.ctx, r.ID, "bob")
+		return err
+	}, "UPDATE runs SET state = 'succeeded' WHERE id = $1", r.ID) // the worker's finish
+	require.ErrorIs(t, err, catalog.ErrIllegalTransition)
+	row := f.reload(r.ID)
+	require.Equal(t, catalog.StateSucceeded, row.State)
+	require.False(t, row.CancelRequested)
+	require.NotContains(t, f.events(r.ID), "cancel_requested")
 }
 
 func TestRequeueOrphans(t *testing.T) {

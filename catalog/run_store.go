@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // RetryBackoff is how long a failed attempt waits before the next one:
@@ -307,7 +308,13 @@ func (s *Store) ListRunAttempts(ctx context.Context, runID string) ([]RunAttempt
 func (s *Store) RequestCancel(ctx context.Context, id, by string) (*Run, error) {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		var r Run
-		if err := translate(tx.Where("id = ?", id).First(&r).Error); err != nil {
+		q := tx.Select("id, state, attempt").Where("id = ?", id)
+		if s.dialect == DialectPostgres {
+			// Decide on the state the update will meet: a finish in
+			// between is waited for and then seen.
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := translate(q.First(&r).Error); err != nil {
 			return err
 		}
 		switch r.State {
@@ -319,8 +326,12 @@ func (s *Store) RequestCancel(ctx context.Context, id, by string) (*Run, error) 
 				return err
 			}
 		case StateActive:
-			if err := tx.Model(&Run{}).Where("id = ? AND state = ?", id, StateActive).Updates(map[string]any{"cancel_requested": true, "updated_at": s.now()}).Error; err != nil {
-				return err
+			res := tx.Model(&Run{}).Where("id = ? AND state = ?", id, StateActive).Updates(map[string]any{"cancel_requested": true, "updated_at": s.now()})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 { // finished since it was read
+				return &TransitionError{RunID: id, From: []RunState{StateActive}, To: StateCanceled, Err: ErrIllegalTransition}
 			}
 		default:
 			return &TransitionError{RunID: id, From: []RunState{r.State}, To: StateCanceled, Err: ErrIllegalTransition}
