@@ -75,7 +75,7 @@ func (m *Manager) IsLeader() bool { return m.el.current() != nil }
 // Run campaigns for the region's leader lease and, while it holds it,
 // governs the region. It returns nil when ctx ends, after it stopped
 // governing and released the lease, and an error only for a bad Config.
-// Catalog errors are logged and retried on the next tick.
+// Catalog errors are logged and retried on the next tick. Call Run once.
 func (m *Manager) Run(ctx context.Context) error {
 	if err := m.cfg.validate(); err != nil {
 		return fmt.Errorf("start workload manager: %w", err)
@@ -87,11 +87,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	pending := m.store.Subscribe(ctx, catalog.ChannelRunsPending)
 	finished := m.store.Subscribe(ctx, catalog.ChannelRunsFinished)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		m.el.run(ctx)
-	}()
+	wg.Go(func() { m.el.run(ctx) })
 	defer func() {
 		cancel()
 		wg.Wait()
@@ -311,25 +307,31 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool) error {
 		}
 	}
 	holds := map[string]string{}
+	var fresh []string // runs held for the first time
+	held := 0
 	for _, d := range decisions {
 		if d.Admitted() {
 			continue
 		}
+		held++
 		r := cands[d.RunID].run
 		switch {
 		case r.HoldReason == d.Hold:
 		case r.HoldReason == "":
 			holds[d.RunID] = d.Hold
-			m.log.Info("run held", slog.String("run_id", d.RunID), slog.String("reason", d.Hold))
+			fresh = append(fresh, d.RunID)
 		case full:
 			holds[d.RunID] = d.Hold
-			m.log.Debug("run still held, for another reason", slog.String("run_id", d.RunID), slog.String("reason", d.Hold))
 		}
 	}
 	if err := m.store.SetHoldReasons(ctx, holds); err != nil {
 		return err
 	}
+	for _, id := range fresh {
+		m.log.Info("run held", slog.String("run_id", id), slog.String("reason", holds[id]))
+	}
 	m.log.Debug("governed", slog.Int("pending", len(runs)), slog.Int("dispatched", dispatched),
+		slog.Int("held", held), slog.Int("hold_reasons_written", len(holds)),
 		slog.Int("active_before", counts.Region), slog.Int("workers", len(workers)))
 	return nil
 }
