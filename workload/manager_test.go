@@ -130,14 +130,17 @@ func TestManagerHoldsWithoutWorkers(t *testing.T) {
 		e := newEnv(t, s)
 		e.system("a", 0)
 		e.mapping("aa", "a", "a")
-		r := e.submit("aa", 0)
-		start(t, testConfig(t, "mgr1"), s)
-		require.Eventually(t, func() bool { return e.run(r.ID).HoldReason == "no live worker in region local" }, 5*time.Second, 5*time.Millisecond)
-
-		// A worker with its one slot taken.
-		heartbeat(t, s, "w1", 1)
-		e.waitState(r.ID, catalog.StateQueued, 5*time.Second)
+		r1 := e.submit("aa", 0)
 		r2 := e.submit("aa", 0)
+		start(t, testConfig(t, "mgr1"), s)
+		for _, id := range []string{r1.ID, r2.ID} {
+			require.Eventually(t, func() bool { return e.run(id).HoldReason == "no live worker in region local" }, 5*time.Second, 5*time.Millisecond)
+		}
+
+		// A worker with one slot: r1 takes it, and r2's reason changes.
+		heartbeat(t, s, "w1", 1)
+		got := e.waitState(r1.ID, catalog.StateQueued, 5*time.Second)
+		require.Empty(t, got.HoldReason)
 		require.Eventually(t, func() bool {
 			return e.run(r2.ID).HoldReason == "no live worker with a free slot in region local"
 		}, 5*time.Second, 5*time.Millisecond)
