@@ -192,22 +192,34 @@ func (s *Store) endAttempt(tx *gorm.DB, runID string, attempt int, state RunStat
 func (s *Store) RequeueOrphans(ctx context.Context, region string) ([]string, error) {
 	var ids []string
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		ids = nil
+		var orphans []Run
 		alive := tx.Model(&Node{}).Select("id").Where("state = ?", NodeAlive)
-		if err := tx.Model(&Run{}).Where("region = ? AND state = ? AND worker_id NOT IN (?)", region, StateQueued, alive).
-			Pluck("id", &ids).Error; err != nil {
+		if err := tx.Select("id, worker_id").Where("region = ? AND state = ? AND worker_id NOT IN (?)", region, StateQueued, alive).
+			Order("id").Find(&orphans).Error; err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if err := s.transition(tx, id, []RunState{StateQueued}, StatePending, nil, map[string]any{"worker_id": "", "queued_at": nil}); err != nil {
+		for _, r := range orphans {
+			// Conditional on the run still being queued on that worker.
+			err := s.transitionIf(tx, r.ID, []RunState{StateQueued}, StatePending, nil, "worker_id = ?", []any{r.WorkerID},
+				map[string]any{"worker_id": "", "queued_at": nil})
+			if errors.Is(err, ErrIllegalTransition) || errors.Is(err, ErrStaleLease) || errors.Is(err, ErrNotFound) {
+				continue // claimed or canceled since it was read: not an orphan any more
+			}
+			if err != nil {
 				return err
 			}
-			if err := s.event(tx, id, 0, "requeued", "", "assigned worker is gone; back to pending"); err != nil {
+			if err := s.event(tx, r.ID, 0, "requeued", "", "assigned worker %s is gone; back to pending", r.WorkerID); err != nil {
 				return err
 			}
+			ids = append(ids, r.ID)
 		}
 		return nil
 	}, ChannelRunsPending)
-	return ids, err
+	if err != nil {
+		return nil, fmt.Errorf("requeue orphans in %s: %w", region, err)
+	}
+	return ids, nil
 }
 
 // AbortTimedOut aborts a region's active runs that have run longer than their

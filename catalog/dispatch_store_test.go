@@ -250,6 +250,28 @@ func TestCancelRacingAFinish(t *testing.T) {
 	require.NotContains(t, f.events(r.ID), "cancel_requested")
 }
 
+// TestRequeueRacingAClaim: a queued run that its worker claims between
+// RequeueOrphans' read and its write stays with the worker, and the other
+// orphans are requeued all the same.
+func TestRequeueRacingAClaim(t *testing.T) {
+	dsn := catalogtest.NewPostgresDSN(t)
+	s := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+	f := newFixture(t, s)
+	claimed := f.pending()
+	f.dispatch(claimed.ID, "slow")
+	orphan := f.pending()
+	f.dispatch(orphan.ID, "slow")
+	var ids []string
+	err := changeWhileBlocked(t, dsn, claimed.ID, func() (err error) {
+		ids, err = s.RequeueOrphans(f.ctx, testRegion)
+		return err
+	}, "UPDATE runs SET state = 'active', attempt = 1, fencing_token = 1 WHERE id = $1", claimed.ID) // the claim
+	require.NoError(t, err)
+	require.Equal(t, []string{orphan.ID}, ids)
+	require.Equal(t, catalog.StateActive, f.reload(claimed.ID).State)
+	require.Equal(t, catalog.StatePending, f.reload(orphan.ID).State)
+}
+
 func TestRequeueOrphans(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		f := newFixture(t, s)
