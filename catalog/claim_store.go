@@ -22,7 +22,12 @@ type ClaimParams struct {
 // the rows are locked with FOR UPDATE SKIP LOCKED. Each returned run carries
 // its new Attempt and FencingToken.
 func (s *Store) ClaimRuns(ctx context.Context, p ClaimParams) ([]Run, error) {
-	if p.Limit <= 0 {
+	switch {
+	case p.Worker == "":
+		return nil, Invalid("worker", "a claim needs the worker's node ID")
+	case p.LeaseTTL <= 0:
+		return nil, Invalid("lease_ttl", "must be positive, got %s", p.LeaseTTL) // else the reaper takes the run at once
+	case p.Limit <= 0:
 		return nil, nil
 	}
 	var claimed []Run
@@ -90,6 +95,9 @@ type RenewResult struct {
 // runs whose cancellation was requested.
 func (s *Store) RenewLeases(ctx context.Context, leases []RunLease, ttl time.Duration) (RenewResult, error) {
 	var res RenewResult
+	if ttl <= 0 {
+		return res, Invalid("ttl", "must be positive, got %s", ttl)
+	}
 	if len(leases) == 0 {
 		return res, nil
 	}

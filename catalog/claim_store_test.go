@@ -419,3 +419,28 @@ func TestRequestCancel(t *testing.T) {
 		require.ErrorIs(t, err, catalog.ErrNotFound)
 	})
 }
+
+func TestClaimAndRenewRefuseBadInput(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
+		f := newFixture(t, s)
+		r := f.queued()
+		w := workerFor(r.ID)
+		for _, c := range []struct {
+			p     catalog.ClaimParams
+			field string
+		}{
+			{catalog.ClaimParams{Worker: "", Limit: 1, LeaseTTL: time.Minute}, "worker"},
+			{catalog.ClaimParams{Worker: w, Limit: 1, LeaseTTL: 0}, "lease_ttl"},
+			{catalog.ClaimParams{Worker: w, Limit: 1, LeaseTTL: -time.Second}, "lease_ttl"},
+		} {
+			_, err := s.ClaimRuns(f.ctx, c.p)
+			requireInvalid(t, err, c.field)
+		}
+		require.Equal(t, catalog.StateQueued, f.reload(r.ID).State, "a refused claim takes nothing")
+		a := f.claimOne(r.ID)
+		before := f.reload(r.ID)
+		_, err := s.RenewLeases(f.ctx, []catalog.RunLease{{RunID: a.ID, FencingToken: a.FencingToken}}, 0)
+		requireInvalid(t, err, "ttl")
+		f.unchanged(before)
+	})
+}
