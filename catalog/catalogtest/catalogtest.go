@@ -4,6 +4,8 @@
 //
 // When PostgreSQL cannot be reached its tests are skipped, unless
 // WEIR_REQUIRE_POSTGRES=1 (as CI sets it), which makes them fail instead.
+//
+// Only tests import it; it imports catalog and the pgx driver.
 package catalogtest
 
 import (
