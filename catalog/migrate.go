@@ -3,15 +3,26 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 )
 
-// migrations are forward-only and applied in order. Never edit one that has
-// shipped: add a new one. Migrations after the first change the schema with
-// explicit, idempotent Migrator calls (HasColumn before AddColumn), because the
-// first one creates the tables from the models as they are when it runs.
+// migrations are forward-only and applied in the order of their IDs. Never
+// edit one that has shipped: add a new one. The first creates the tables of
+// issue 2 from the models as they are when it runs; later ones change the
+// schema with idempotent calls (AutoMigrate of their own tables, HasColumn
+// before AddColumn), each in the file of the concept it serves, registered
+// with registerMigration from an init function. IDs are reserved here so that
+// parallel work never collides:
+//
+//	0001_initial      users, tokens, entitlements, systems, mappings, runs, attempts, tasks, events, nodes, leases
+//	0002_profiler     host samples, rollups, baselines, health thresholds (profiler_store.go)
+//	0003_governance   alerts, services, audit log (alert_store.go, service_store.go)
+//	0004_schedules    schedules and their fired ticks (schedule_store.go)
+//	0005_dataplane    mapping fields, transforms, user functions, watermarks (dataplane_store.go)
+//	0006_federation   regions, replication state (federation_store.go)
 var migrations = []*gormigrate.Migration{
 	{
 		ID: "0001_initial",
@@ -20,6 +31,18 @@ var migrations = []*gormigrate.Migration{
 				&Run{}, &RunAttempt{}, &RunTask{}, &RunEvent{}, &Node{}, &Lease{})
 		},
 	},
+}
+
+// registerMigration adds m to the migrations; called from init functions.
+// An ID registered twice is a programming error and panics.
+func registerMigration(m *gormigrate.Migration) {
+	for _, o := range migrations {
+		if o.ID == m.ID {
+			panic("catalog: migration " + m.ID + " registered twice")
+		}
+	}
+	migrations = append(migrations, m)
+	sort.Slice(migrations, func(i, j int) bool { return migrations[i].ID < migrations[j].ID })
 }
 
 // migrationLockID is the PostgreSQL advisory lock that serialises concurrent migrators.
