@@ -42,6 +42,10 @@ type Field struct {
 	Name     string    `json:"name"`
 	Type     FieldType `json:"type"`
 	Nullable bool      `json:"nullable"`
+	// Precision and Scale, for a decimal, are its declared total and
+	// fractional digits (numeric(18,4)); 0 and 0 when not declared.
+	Precision int `json:"precision,omitempty"`
+	Scale     int `json:"scale,omitempty"`
 }
 
 // Schema is an ordered list of fields.

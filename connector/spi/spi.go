@@ -86,10 +86,16 @@ type Stage interface {
 	Discard() error
 }
 
-// Written describes one staged file.
+// Written describes one staged or delivered file.
 type Written struct {
+	// Path is the delivered file's path relative to the target's root, set
+	// by row loads (Commit.Files); Stage.Put leaves it empty, its caller
+	// knowing the name.
+	Path   string
 	Size   int64
 	SHA256 string // lower-case hex
+	// Rows is the number of rows in the file, for row loads.
+	Rows int64
 }
 
 // Reserved names that connectors never list as data.
@@ -100,11 +106,14 @@ const (
 	ManifestName = "_weir_manifest.json"
 	// ManifestTempPrefix starts the name of a manifest being written.
 	ManifestTempPrefix = ".weir-manifest-"
+	// CommitDir is the directory, at a file target's root, holding the
+	// commit markers of row loads (one file per committed run_id).
+	CommitDir = ".weir-commits"
 )
 
 // Reserved reports whether a file or directory name is Weir's own bookkeeping.
 func Reserved(name string) bool {
-	return name == StagingDir || name == ManifestName || strings.HasPrefix(name, ManifestTempPrefix)
+	return name == StagingDir || name == CommitDir || name == ManifestName || strings.HasPrefix(name, ManifestTempPrefix)
 }
 
 // Errors callers branch on with errors.Is.

@@ -38,7 +38,7 @@ func TestCleanPath(t *testing.T) {
 
 func TestReserved(t *testing.T) {
 	for name, want := range map[string]bool{
-		".weir-staging": true, "_weir_manifest.json": true, ".weir-manifest-0a1b.tmp": true,
+		".weir-staging": true, "_weir_manifest.json": true, ".weir-manifest-0a1b.tmp": true, ".weir-commits": true,
 		"weir-staging": false, "data.csv": false, "_weir_manifest.json.bak": false,
 	} {
 		require.Equal(t, want, spi.Reserved(name), name)
