@@ -23,6 +23,7 @@ import (
 //	0004_schedules    schedules and their fired ticks (schedule_store.go)
 //	0005_dataplane    mapping fields, transforms, user functions, watermarks (dataplane_store.go)
 //	0006_federation   regions, replication state (federation_store.go)
+//	0007_audit        audit log, discovered system attributes (audit_store.go)
 var migrations = []*gormigrate.Migration{
 	{
 		ID: "0001_initial",
