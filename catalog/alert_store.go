@@ -98,6 +98,15 @@ type Alert struct {
 // Open reports whether the alert is not resolved.
 func (a *Alert) Open() bool { return a.ResolvedAt == nil }
 
+// EventID names the alert's latest delivery event (its creation or its last
+// escalation): the same for every retry of that event, different for the
+// next one, so that webhook receivers can drop duplicates.
+func (a *Alert) EventID() string {
+	// Every claim bumps both the token and the attempts; a new event bumps
+	// the token and zeroes the attempts: their difference is the event's.
+	return fmt.Sprintf("%d.%d", a.ID, a.DeliveryToken-int64(a.DeliveryAttempts))
+}
+
 // RaiseAlertParams describes one occurrence of a condition.
 type RaiseAlertParams struct {
 	Key      string // required, at most AlertKeyMax characters, no control characters
@@ -388,8 +397,9 @@ type AlertDeliveryOutcome struct {
 	Done bool
 	// Error is the failure of this attempt, when not Done.
 	Error string
-	// RetryAt is when to try again, when not Done; nil gives up.
-	RetryAt *time.Time
+	// RetryAfter is how long after now (the Store's clock) to try again,
+	// when not Done; zero or less gives up.
+	RetryAfter time.Duration
 }
 
 // FinishAlertDelivery records the outcome of a claimed delivery. When the
@@ -406,8 +416,8 @@ func (s *Store) FinishAlertDelivery(ctx context.Context, o AlertDeliveryOutcome)
 		set["delivered_at"] = s.now()
 		set["next_delivery_at"] = nil
 		set["delivery_error"] = ""
-	case o.RetryAt != nil:
-		set["next_delivery_at"] = o.RetryAt.UTC()
+	case o.RetryAfter > 0:
+		set["next_delivery_at"] = s.now().Add(o.RetryAfter)
 		set["delivery_error"] = alertText(o.Error, AlertMessageMax)
 	default:
 		set["next_delivery_at"] = nil

@@ -94,6 +94,7 @@ func TestRaiseAlertEscalates(t *testing.T) {
 		claimed, err := s.ClaimAlertDeliveries(ctx, catalog.ClaimAlertDeliveriesParams{Limit: 10, Lease: time.Minute})
 		require.NoError(t, err)
 		require.Len(t, claimed, 1)
+		require.Equal(t, a.EventID(), claimed[0].EventID(), "a claim keeps the event")
 		require.NoError(t, s.FinishAlertDelivery(ctx, catalog.AlertDeliveryOutcome{ID: a.ID, Token: claimed[0].DeliveryToken, DeliveredTo: []string{"ops"}, Done: true}))
 		_, err = s.AckAlert(ctx, a.ID, "alice")
 		require.NoError(t, err)
@@ -125,6 +126,8 @@ func TestRaiseAlertEscalates(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, claimed2, 1)
 		require.Equal(t, catalog.AlertCritical, claimed2[0].Severity)
+		require.NotEqual(t, a.EventID(), claimed2[0].EventID(), "an escalation is a new event")
+		require.Equal(t, c.EventID(), claimed2[0].EventID())
 	})
 }
 
@@ -356,25 +359,25 @@ func TestClaimAndFinishAlertDeliveries(t *testing.T) {
 		err = s.FinishAlertDelivery(ctx, catalog.AlertDeliveryOutcome{ID: got[0].ID, Token: got[0].DeliveryToken - 1, Done: true})
 		require.ErrorIs(t, err, catalog.ErrConflict)
 
-		// A failure without its error is refused; with one, it is retried at RetryAt.
+		// A failure without its error is refused; with one, it is retried after RetryAfter.
 		err = s.FinishAlertDelivery(ctx, catalog.AlertDeliveryOutcome{ID: got[1].ID, Token: got[1].DeliveryToken})
 		require.ErrorAs(t, err, &ve)
-		retry := clock.Now().Add(10 * time.Second)
 		require.NoError(t, s.FinishAlertDelivery(ctx, catalog.AlertDeliveryOutcome{ID: got[1].ID, Token: got[1].DeliveryToken,
-			DeliveredTo: []string{"a"}, Error: "b: 500 Internal Server Error", RetryAt: &retry}))
+			DeliveredTo: []string{"a"}, Error: "b: 500 Internal Server Error", RetryAfter: 10 * time.Second}))
 		a1, err := s.GetAlert(ctx, ids[1])
 		require.NoError(t, err)
 		require.Equal(t, "b: 500 Internal Server Error", a1.DeliveryError)
 		require.Equal(t, []string{"a"}, a1.DeliveredTo.V)
 		require.Nil(t, a1.DeliveredAt)
 		clock.Advance(9 * time.Second)
-		require.Empty(t, claim(10), "not before RetryAt")
+		require.Empty(t, claim(10), "not before RetryAfter")
 		clock.Advance(time.Second)
 		re := claim(10)
 		require.Len(t, re, 1)
 		require.Equal(t, ids[1], re[0].ID)
 		require.Equal(t, 2, re[0].DeliveryAttempts)
 		require.Equal(t, []string{"a"}, re[0].DeliveredTo.V, "the retry knows who has it already")
+		require.Equal(t, got[1].EventID(), re[0].EventID(), "a retry is the same event")
 
 		// An expired claim is offered again; the old claimer's report is then stale.
 		clock.Advance(time.Minute)
