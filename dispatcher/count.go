@@ -1,0 +1,177 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/weirdata/weir/connector/spi"
+)
+
+// Counter is implemented by row connectors that count a dataset's rows
+// themselves (SELECT count(*) ...). count uses it when the connection has
+// it, and otherwise reads every partition through spi.RowSource.
+type Counter interface {
+	Count(ctx context.Context, ds spi.Dataset) (int64, error)
+}
+
+// Limits of count's arguments.
+const (
+	maxTableLen = 256
+	maxQueryLen = 16 << 10
+)
+
+func (a *Agent) countCommand() *command {
+	return &command{
+		info: CommandInfo{
+			Name:    CommandCount,
+			Summary: "count the files and bytes under a path of a file system, or the rows of a table or query of a database",
+			Needs:   "read on system:NAME",
+			Args: []ArgInfo{
+				{Name: "path", Type: "string", Doc: "file, directory or glob relative to the system's root (default: the root)"},
+				{Name: "table", Type: "string", Doc: "table of a database system, optionally schema-qualified"},
+				{Name: "query", Type: "string", Doc: "SELECT of a database system whose rows are counted"},
+			},
+		},
+		newArgs: func() any { return &CountArgs{} },
+		check:   checkCount,
+		run:     a.count,
+	}
+}
+
+func checkCount(c *call) error {
+	if err := checkSystem(c); err != nil {
+		return err
+	}
+	args := c.args.(*CountArgs)
+	given := 0
+	for _, v := range []string{args.Path, args.Table, args.Query} {
+		if v != "" {
+			given++
+		}
+	}
+	if given > 1 {
+		return invalidArg("args", "give one of path (files), table or query (rows), not several")
+	}
+	switch {
+	case args.Table != "":
+		return checkTable("args.table", args.Table)
+	case args.Query != "":
+		return checkQuery("args.query", args.Query)
+	}
+	clean, err := cleanArgPath("args.path", args.Path)
+	if err != nil {
+		return err
+	}
+	args.Path = clean
+	return nil
+}
+
+// checkTable accepts a table name the connector will quote: printable,
+// without surrounding spaces, at most maxTableLen bytes.
+func checkTable(field, t string) error {
+	if len(t) > maxTableLen {
+		return invalidArg(field, "is longer than %d bytes", maxTableLen)
+	}
+	if strings.TrimSpace(t) != t {
+		return invalidArg(field, "%q has leading or trailing spaces", t)
+	}
+	for _, r := range t {
+		if !unicode.IsPrint(r) {
+			return invalidArg(field, "%q holds a control character", t)
+		}
+	}
+	return nil
+}
+
+// checkQuery accepts one SELECT (or WITH ... SELECT) statement; the
+// connector checks it again as it runs it.
+func checkQuery(field, q string) error {
+	if len(q) > maxQueryLen {
+		return invalidArg(field, "is longer than %d bytes", maxQueryLen)
+	}
+	if strings.ContainsRune(q, 0) {
+		return invalidArg(field, "holds a NUL byte")
+	}
+	trimmed := strings.TrimSpace(q)
+	first := trimmed
+	if i := strings.IndexFunc(trimmed, func(r rune) bool { return !unicode.IsLetter(r) }); i >= 0 {
+		first = trimmed[:i]
+	}
+	if first = strings.ToUpper(first); first != "SELECT" && first != "WITH" {
+		return invalidArg(field, "must be a SELECT statement")
+	}
+	if body := strings.TrimRight(strings.TrimSpace(q), "; \t\r\n"); strings.Contains(body, ";") {
+		return invalidArg(field, "must be a single statement (it holds a ';')")
+	}
+	return nil
+}
+
+func (a *Agent) count(ctx context.Context, c *call) (any, error) {
+	args := c.args.(*CountArgs)
+	began := time.Now()
+	sys, conn, err := a.openSystem(ctx, c.system)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	res := &CountResult{System: sys.Name, Kind: sys.Kind, Node: a.cfg.NodeID}
+	if args.Table == "" && args.Query == "" {
+		src, ok := conn.(spi.FileSource)
+		if !ok {
+			return nil, unsupported("system %s of kind %s holds no files: count its rows with args.table or args.query", sys.Name, sys.Kind)
+		}
+		files, err := src.ListFiles(ctx, args.Path)
+		if err != nil {
+			return nil, fmt.Errorf("count files: %w", err)
+		}
+		var n, bytes int64
+		for _, f := range files {
+			n, bytes = n+1, bytes+f.Size
+		}
+		res.Path, res.Method, res.Files, res.Bytes = args.Path, MethodList, &n, &bytes
+		res.TookMS = time.Since(began).Milliseconds()
+		return res, nil
+	}
+	ds := spi.Dataset{Table: args.Table, Query: args.Query}
+	res.Table, res.Query = args.Table, args.Query
+	switch rc := conn.(type) {
+	case Counter:
+		n, err := rc.Count(ctx, ds)
+		if err != nil {
+			return nil, fmt.Errorf("count rows: %w", err)
+		}
+		res.Method, res.Rows = MethodCount, &n
+	case spi.RowSource:
+		n, bad, parts, err := a.scan(ctx, rc, ds)
+		if err != nil {
+			return nil, fmt.Errorf("count rows: %w", err)
+		}
+		res.Method, res.Rows, res.Bad, res.Partitions = MethodScan, &n, bad, parts
+	default:
+		return nil, unsupported("system %s of kind %s has no tables: count its files with args.path", sys.Name, sys.Kind)
+	}
+	res.TookMS = time.Since(began).Milliseconds()
+	return res, nil
+}
+
+// scan reads every partition of ds and counts its rows and bad records.
+func (a *Agent) scan(ctx context.Context, src spi.RowSource, ds spi.Dataset) (rows, bad int64, partitions int, err error) {
+	parts, err := src.Partitions(ctx, ds, a.cfg.ScanPartitions)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, p := range parts {
+		err := src.Read(ctx, ds, p, a.cfg.ScanBatchSize, func(b spi.Batch) error {
+			rows += int64(len(b.Rows))
+			bad += int64(len(b.Bad))
+			return ctx.Err()
+		})
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("read partition %d (%s): %w", p.Seq, p.Desc, err)
+		}
+	}
+	return rows, bad, len(parts), nil
+}
