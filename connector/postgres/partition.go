@@ -29,10 +29,6 @@ const (
 	PartitionNone     = "none"     // one partition
 )
 
-// blocksPerPartitionUnknown is the fewest blocks worth a partition of their
-// own when a table was never analyzed (its rows are unknown).
-const blocksPerPartitionUnknown = 128
-
 // Partitions splits ds into at most max partitions by the "partitioning"
 // option: "key" splits the "partition_by" column (an integer, date or
 // timestamp) into ranges balanced by the column's histogram in pg_stats, or
@@ -91,12 +87,9 @@ func (c *Conn) partitions(ctx context.Context, s *shape, ds spi.Dataset, max int
 			method = PartitionNone
 		}
 	}
-	var st stats
-	if s.query == "" {
-		var err error
-		if st, err = c.stats(ctx, s.oid); err != nil {
-			return nil, err
-		}
+	st, err := c.stats(ctx, s)
+	if err != nil {
+		return nil, err
 	}
 	n := st.worth(max, minRows)
 	switch method {
@@ -108,9 +101,6 @@ func (c *Conn) partitions(ctx context.Context, s *shape, ds spi.Dataset, max int
 		}
 		if !keyType(key.oid) {
 			return nil, fmt.Errorf("%w: partition_by column %s is %s; key partitions need an integer, date or timestamp column", spi.ErrInvalid, key.name, key.typ)
-		}
-		if s.query != "" {
-			n = max // no statistics for a query
 		}
 		return c.keyPartitions(ctx, s, ds, key, n, st)
 	case PartitionDeclared:
@@ -154,7 +144,7 @@ func keyType(oid uint32) bool {
 // stats are a table's estimates: its own storage and every relation of its
 // inheritance or partition tree.
 type stats struct {
-	tuples     float64 // estimated rows of the whole tree, -1 unknown
+	tuples     float64 // estimated rows of the whole tree
 	bytes      int64   // size of the whole tree
 	ownPages   int64   // blocks of the table itself
 	blockSize  int64
@@ -169,58 +159,69 @@ type leaf struct {
 	bytes        int64
 }
 
-func (c *Conn) stats(ctx context.Context, oid uint32) (stats, error) {
-	st := stats{tuples: 0}
+func (c *Conn) stats(ctx context.Context, s *shape) (stats, error) {
+	st := stats{}
 	if err := c.pool.QueryRow(ctx, "SELECT current_setting('block_size')::int8").Scan(&st.blockSize); err != nil {
 		return st, fmt.Errorf("read block size: %w", err)
 	}
-	rows, err := c.pool.Query(ctx, `WITH RECURSIVE tree(oid) AS (
-			SELECT $1::oid
-			UNION ALL
-			SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
-		SELECT c.oid = $1::oid, n.nspname, c.relname, c.relkind::text, c.reltuples::float8, pg_relation_size(c.oid)
-		FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-		ORDER BY c.oid <> $1::oid, n.nspname, c.relname`, oid)
-	if err != nil {
-		return st, fmt.Errorf("read table statistics: %w", err)
-	}
-	var self bool
-	var l leaf
-	var kind string
-	_, err = pgx.ForEachRow(rows, []any{&self, &l.schema, &l.name, &kind, &l.tuples, &l.bytes}, func() error {
-		if kind != "r" && kind != "m" && kind != "f" {
+	if s.query == "" {
+		rows, err := c.pool.Query(ctx, `WITH RECURSIVE tree(oid) AS (
+				SELECT $1::oid
+				UNION ALL
+				SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+			SELECT c.oid = $1::oid, n.nspname, c.relname, c.relkind::text, c.reltuples::float8, pg_relation_size(c.oid)
+			FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+			ORDER BY c.oid <> $1::oid, n.nspname, c.relname`, s.oid)
+		if err != nil {
+			return st, fmt.Errorf("read table statistics: %w", err)
+		}
+		var self bool
+		var l leaf
+		var kind string
+		_, err = pgx.ForEachRow(rows, []any{&self, &l.schema, &l.name, &kind, &l.tuples, &l.bytes}, func() error {
+			if kind != "r" && kind != "m" && kind != "f" {
+				return nil
+			}
+			if self {
+				st.hasStorage = true
+				st.ownPages = l.bytes / st.blockSize
+			}
+			st.relations = append(st.relations, l)
+			st.bytes += l.bytes
+			if l.tuples < 0 || st.tuples < 0 {
+				st.tuples = -1 // never analyzed
+			} else {
+				st.tuples += l.tuples
+			}
 			return nil
+		})
+		if err != nil {
+			return st, fmt.Errorf("read table statistics: %w", err)
 		}
-		if self {
-			st.hasStorage = true
-			st.ownPages = l.bytes / st.blockSize
+		if st.relations != nil && st.tuples >= 0 {
+			return st, nil
 		}
-		st.relations = append(st.relations, l)
-		st.bytes += l.bytes
-		if l.tuples < 0 || st.tuples < 0 {
-			st.tuples = -1 // never analyzed: unknown
-		} else {
-			st.tuples += l.tuples
+	}
+	// A query, a view or a table never analyzed: the planner's estimate.
+	var plan []struct {
+		Plan struct {
+			Rows  float64 `json:"Plan Rows"`
+			Width float64 `json:"Plan Width"`
 		}
-		return nil
-	})
-	if err != nil {
-		return st, fmt.Errorf("read table statistics: %w", err)
+	}
+	if err := c.pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT "+s.selectList()+" FROM "+s.from()).Scan(&plan); err != nil || len(plan) != 1 {
+		return st, fmt.Errorf("estimate rows: %w", err)
+	}
+	st.tuples = plan[0].Plan.Rows
+	if st.relations == nil {
+		st.bytes = int64(plan[0].Plan.Rows * plan[0].Plan.Width)
 	}
 	return st, nil
 }
 
 // worth returns how many partitions the estimates justify: from 1 to max.
 func (st stats) worth(max int, minRows int64) int {
-	var n int64
-	switch {
-	case st.relations == nil:
-		return max // a query or a view: no estimates to go by
-	case st.tuples >= 0:
-		n = int64(math.Ceil(st.tuples / float64(minRows)))
-	default: // never analyzed
-		n = st.bytes / st.blockSize / blocksPerPartitionUnknown
-	}
+	n := int64(math.Ceil(st.tuples / float64(minRows)))
 	return int(max64(1, min(int64(max), n)))
 }
 
