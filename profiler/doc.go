@@ -1,0 +1,19 @@
+// Package profiler measures the host a Weir node runs on and judges its health.
+//
+// On every node a Profiler samples, every few seconds, CPU busy, memory used,
+// free space of each configured disk path, disk and network throughput, load
+// averages and Weir's own process (CPU, RSS, open files, goroutines). It
+// keeps the node's latest sample fresh in the catalog (one row per node,
+// upserted each sample), writes raw samples in batches, rolls them up into
+// per-minute and per-hour aggregates, folds those into a baseline per hour of
+// the week (mean and variance, Welford), deletes what passed its retention,
+// and scores every new sample's deviation from the baseline. Each node
+// maintains its own rows; no leader is needed.
+//
+// Health (health.go) is pure: Evaluate turns a sample, its age and the
+// thresholds into green, yellow or red with the reasons in words, and
+// Combine rolls several healths up into one (worst of).
+//
+// The package imports catalog and gopsutil only; cmd/weir hands it a
+// *catalog.Store as its Store.
+package profiler
