@@ -105,10 +105,22 @@ func (a *Agent) decode(cmd *command, body []byte, c *call) error {
 		}
 	}
 	c.args = ptr
-	if s, err := json.Marshal(ptr); err == nil {
-		c.argsSummary = string(s)
+	c.argsSummary = summary(ptr)
+	if err := cmd.check(c); err != nil {
+		return err
 	}
-	return cmd.check(c)
+	c.argsSummary = summary(ptr) // as checked: cleaned paths, defaults filled
+	return nil
+}
+
+// summary is the audited form of decoded arguments: their JSON. Arguments
+// carry no secrets (credentials live in the catalog's system settings).
+func summary(args any) string {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // jsonError turns a JSON decoding error of what into a precise 400.
