@@ -29,9 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -123,7 +121,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.life.Lock()
 	defer c.life.Unlock()
 	if c.phase != phaseNew {
-		return fmt.Errorf("start cluster: already started")
+		return fmt.Errorf("start cluster: already started or shut down")
 	}
 	mc, err := c.cfg.memberlistConfig()
 	if err != nil {
@@ -135,11 +133,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	mc.Logger = newMemberlistLogger(c.log)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
-		port := strconv.Itoa(c.cfg.BindPort)
-		if c.cfg.BindPort == BindPortAuto {
-			port = "auto"
-		}
-		return fmt.Errorf("start cluster on %s: %w", net.JoinHostPort(c.cfg.BindAddr, port), err)
+		return fmt.Errorf("start cluster on %s: %w", c.cfg.bindAddr(), err)
 	}
 	c.ml = ml
 	c.phase = phaseRunning
@@ -201,7 +195,11 @@ func (c *Cluster) joinLoop(ctx context.Context) {
 			close(c.joinFailed)
 			return
 		}
-		c.log.Warn("join failed; retrying", slog.Any("seeds", c.cfg.Join), slog.Int("attempt", attempt),
+		level := slog.LevelDebug // a seed that is not up yet is normal at start: warn now and then
+		if attempt == 1 || attempt%10 == 0 {
+			level = slog.LevelWarn
+		}
+		c.log.Log(ctx, level, "join failed; retrying", slog.Any("seeds", c.cfg.Join), slog.Int("attempt", attempt),
 			slog.Duration("retry_in", c.cfg.JoinRetry.Interval), slog.Any("error", err))
 		t := time.NewTimer(c.cfg.JoinRetry.Interval)
 		select {
@@ -335,7 +333,7 @@ func (c *Cluster) DroppedEvents() uint64 { return c.events.dropped.Load() }
 // Members returns every member this node knows, itself included, sorted by
 // name: alive ones, and dead or left ones for Config.Retain after they went.
 func (c *Cluster) Members() []Member {
-	now := time.Now()
+	now := time.Now().UTC()
 	c.mu.Lock()
 	out := make([]Member, 0, len(c.members))
 	for name, r := range c.members {
@@ -421,7 +419,7 @@ func (c *Cluster) nodeAlive(n *memberlist.Node) {
 			slog.String("member", n.Name), slog.String("addr", n.Address()), slog.Any("error", err))
 		return
 	}
-	now := time.Now()
+	now := time.Now().UTC()
 	node := *n
 	node.Addr = slices.Clone(n.Addr)
 	node.Meta = slices.Clone(n.Meta)
@@ -446,7 +444,7 @@ func (c *Cluster) nodeAlive(n *memberlist.Node) {
 // nodeGone records a member memberlist dropped: left if it announced its
 // leave, dead otherwise. It runs under memberlist's node lock.
 func (c *Cluster) nodeGone(n *memberlist.Node) {
-	now := time.Now()
+	now := time.Now().UTC()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.members[n.Name]
@@ -487,7 +485,7 @@ func (c *Cluster) noteLeave(li leaveIntent) bool {
 	if li.Name == c.cfg.NodeName {
 		return false
 	}
-	now := time.Now()
+	now := time.Now().UTC()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.members[li.Name]

@@ -163,10 +163,19 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("node", c.NodeName), slog.String("region", c.Region),
 		slog.Any("roles", c.Roles), slog.String("api_addr", c.APIAddr),
-		slog.String("agent_addr", c.AgentAddr), slog.String("bind", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort))),
+		slog.String("agent_addr", c.AgentAddr), slog.String("bind", c.bindAddr()),
 		slog.String("advertise", c.AdvertiseAddr), slog.Any("join", c.Join),
 		slog.String("profile", c.Profile), slog.Bool("encrypted", len(c.GossipKey) > 0),
 	)
+}
+
+// bindAddr is the configured gossip address, for messages.
+func (c Config) bindAddr() string {
+	port := strconv.Itoa(c.BindPort)
+	if c.BindPort == BindPortAuto {
+		port = "auto"
+	}
+	return net.JoinHostPort(c.BindAddr, port)
 }
 
 // validate checks a Config that went through WithDefaults.
