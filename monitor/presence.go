@@ -1,9 +1,3 @@
-// Package monitor watches the services of one node. For now it keeps the
-// node's row in the catalog alive (its presence), so that the workload
-// manager and operators see which processes run where; restarting dead
-// services comes with the governance work.
-//
-// monitor imports only the standard library and catalog.
 package monitor
 
 import (
