@@ -57,12 +57,17 @@ type setup struct {
 	cfg dispatcher.AgentConfig
 	// rows, when set, opens systems of kind null (a fake row connector).
 	rows spi.Opener
+	// registry, when set, is the agent's registry.
+	registry *connector.Registry
 }
 
 type envOption func(*setup)
 
 // withRows makes systems of kind null open with open instead.
 func withRows(open spi.Opener) envOption { return func(s *setup) { s.rows = open } }
+
+// withRegistry gives the agent reg.
+func withRegistry(reg *connector.Registry) envOption { return func(s *setup) { s.registry = reg } }
 
 // withConfig changes the agent's configuration.
 func withConfig(mod func(*dispatcher.AgentConfig)) envOption { return func(s *setup) { mod(&s.cfg) } }
@@ -122,6 +127,9 @@ func newEnv(t *testing.T, s *catalog.Store, opts ...envOption) *env {
 		reg.Register(catalog.KindNull, st.rows)
 	} else {
 		null.Register(reg)
+	}
+	if st.registry != nil {
+		reg = st.registry
 	}
 	cfg := st.cfg
 	a, err := dispatcher.NewAgent(cfg, s, reg)
