@@ -30,12 +30,75 @@ type fnDef struct {
 	// fixed type retType.
 	ret     func(args []reflect.Type) (reflect.Type, error)
 	retType reflect.Type
-	call    func(e *env, args []any) (any, error)
+	call    func(e *env, v argv) (any, error)
 	// layoutArg, zoneArg, regexpArg: the index of an argument that is a
 	// layout, a zone or a regular expression, compiled once when constant.
 	layoutArg, zoneArg, regexpArg int
 	// internal functions stand for operators and are named in errors by op.
 	op string
+}
+
+// argv holds a call's arguments by value, so that a call with up to three
+// arguments allocates nothing (a slice passed through a function value
+// would escape to the heap).
+type argv struct {
+	n    int
+	a    [3]any
+	more []any
+}
+
+func (v *argv) args() []any {
+	if v.more != nil {
+		return v.more
+	}
+	return v.a[:v.n]
+}
+
+func argvOf(args []any) argv {
+	if len(args) <= len(argv{}.a) {
+		var v argv
+		v.n = copy(v.a[:], args)
+		return v
+	}
+	return argv{n: len(args), more: args}
+}
+
+// Types of the functions the VM calls without building an argument slice
+// (expr's OpCallTyped).
+var typedFuncTypes = []reflect.Type{
+	reflect.TypeOf(func() any { return nil }),
+	reflect.TypeOf(func(any) any { return nil }),
+	reflect.TypeOf(func(any, any) any { return nil }),
+}
+
+// typed is f as a function of n arguments for OpCallTyped; an error is
+// raised as a panic, which the VM recovers and returns with its position.
+func (f *fnDef) typed(e *env, n int) any {
+	switch n {
+	case 0:
+		return func() any {
+			v, err := f.call(e, argv{})
+			if err != nil {
+				panic(err)
+			}
+			return v
+		}
+	case 1:
+		return func(a any) any {
+			v, err := f.call(e, argv{n: 1, a: [3]any{a}})
+			if err != nil {
+				panic(err)
+			}
+			return v
+		}
+	}
+	return func(a, b any) any {
+		v, err := f.call(e, argv{n: 2, a: [3]any{a, b}})
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}
 }
 
 // env is what built-ins see of the program: tables, zone, the run's now.
@@ -299,7 +362,7 @@ func asTimestamp(v any, loc *time.Location) (time.Time, bool) {
 	case time.Time:
 		return x, true
 	case date:
-		y, m, d := x.t.Date()
+		y, m, d := x.time().Date()
 		t, err := localTime(y, m, d, 0, 0, 0, 0, loc)
 		if err != nil {
 			// Midnight skipped by a clock change: the day starts later.
@@ -547,14 +610,14 @@ func addMonths(t time.Time, n int64) (time.Time, error) {
 }
 
 func daysBetween(a, b date) int64 {
-	return (b.t.Unix() - a.t.Unix()) / 86400
+	return (b.time().Unix() - a.time().Unix()) / 86400
 }
 
 // age is the whole years from dob to at: one more on each birthday; a
 // 29 February birthday comes on 1 March in other years.
 func age(dob, at date) int64 {
-	y1, m1, d1 := dob.t.Date()
-	y2, m2, d2 := at.t.Date()
+	y1, m1, d1 := dob.time().Date()
+	y2, m2, d2 := at.time().Date()
 	a := int64(y2 - y1)
 	if m2 < m1 || (m2 == m1 && d2 < d1) {
 		a--
@@ -568,7 +631,8 @@ func builtins(e *env) []*fnDef {
 	num := cNumber
 	fns := []*fnDef{
 		// Strings.
-		{name: "concat", min: 1, max: -1, retType: typString, call: func(_ *env, args []any) (any, error) {
+		{name: "concat", min: 1, max: -1, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			var b strings.Builder
 			for _, a := range args {
 				if s, ok := toText(a); ok {
@@ -577,7 +641,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return b.String(), nil
 		}},
-		{name: "substr", min: 2, max: 3, params: []class{cString, cInt, cInt}, retType: typString, call: func(_ *env, args []any) (any, error) {
+		{name: "substr", min: 2, max: 3, params: []class{cString, cInt, cInt}, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -617,7 +682,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return b.String(), nil
 		}},
-		{name: "truncate", min: 2, max: 2, params: []class{cString, cInt}, retType: typString, call: func(_ *env, args []any) (any, error) {
+		{name: "truncate", min: 2, max: 2, params: []class{cString, cInt}, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -634,7 +700,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return runeTrunc(s, n), nil
 		}},
-		{name: "replace", min: 3, max: 3, params: str, retType: typString, call: func(_ *env, args []any) (any, error) {
+		{name: "replace", min: 3, max: 3, params: str, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -650,7 +717,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return strings.ReplaceAll(s[0], s[1], s[2]), nil
 		}},
-		{name: "regexp_replace", min: 3, max: 3, params: str, retType: typString, regexpArg: 1, call: func(_ *env, args []any) (any, error) {
+		{name: "regexp_replace", min: 3, max: 3, params: str, retType: typString, regexpArg: 1, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -673,7 +741,8 @@ func builtins(e *env) []*fnDef {
 		{name: "trim", min: 1, max: 2, params: str, retType: typString, call: trimFn("trim", strings.TrimSpace, strings.Trim)},
 		{name: "ltrim", min: 1, max: 2, params: str, retType: typString, call: trimFn("ltrim", func(s string) string { return strings.TrimLeftFunc(s, unicode.IsSpace) }, strings.TrimLeft)},
 		{name: "rtrim", min: 1, max: 2, params: str, retType: typString, call: trimFn("rtrim", func(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) }, strings.TrimRight)},
-		{name: "length", min: 1, max: 1, params: []class{cString | cBytes}, retType: typInt, call: func(_ *env, args []any) (any, error) {
+		{name: "length", min: 1, max: 1, params: []class{cString | cBytes}, retType: typInt, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			switch x := args[0].(type) {
 			case nil:
 				return nil, nil
@@ -684,9 +753,16 @@ func builtins(e *env) []*fnDef {
 			}
 			return nil, typeErr("length", 0, "string or bytes", args[0])
 		}},
-		{name: "lpad", min: 2, max: 3, params: []class{cString, cInt, cString}, retType: typString, call: func(_ *env, args []any) (any, error) { return pad("lpad", args, true) }},
-		{name: "rpad", min: 2, max: 3, params: []class{cString, cInt, cString}, retType: typString, call: func(_ *env, args []any) (any, error) { return pad("rpad", args, false) }},
-		{name: "split_part", min: 3, max: 3, params: []class{cString, cString, cInt}, retType: typString, call: func(_ *env, args []any) (any, error) {
+		{name: "lpad", min: 2, max: 3, params: []class{cString, cInt, cString}, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return pad("lpad", args, true)
+		}},
+		{name: "rpad", min: 2, max: 3, params: []class{cString, cInt, cString}, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return pad("rpad", args, false)
+		}},
+		{name: "split_part", min: 3, max: 3, params: []class{cString, cString, cInt}, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -727,7 +803,8 @@ func builtins(e *env) []*fnDef {
 		}},
 
 		// NULLs.
-		{name: "coalesce", min: 1, max: -1, ret: func(a []reflect.Type) (reflect.Type, error) { return commonType("coalesce", a) }, call: func(_ *env, args []any) (any, error) {
+		{name: "coalesce", min: 1, max: -1, ret: func(a []reflect.Type) (reflect.Type, error) { return commonType("coalesce", a) }, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			for _, a := range args {
 				if a != nil {
 					return a, nil
@@ -740,7 +817,8 @@ func builtins(e *env) []*fnDef {
 				return nil, err
 			}
 			return sameAsArg(0)(a)
-		}, call: func(_ *env, args []any) (any, error) {
+		}, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if args[0] == nil {
 				return nil, nil
 			}
@@ -753,12 +831,14 @@ func builtins(e *env) []*fnDef {
 			}
 			return args[0], nil
 		}},
-		{name: "is_null", min: 1, max: 1, retType: typBool, call: func(_ *env, args []any) (any, error) {
+		{name: "is_null", min: 1, max: 1, retType: typBool, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			return args[0] == nil, nil
 		}},
 
 		// Code translation tables.
-		{name: "translate", min: 2, max: 3, params: []class{cString, anyClass, cString}, retType: typString, call: func(e *env, args []any) (any, error) {
+		{name: "translate", min: 2, max: 3, params: []class{cString, anyClass, cString}, retType: typString, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			name, err := argString("translate", args, 0)
 			if err != nil {
 				return nil, err
@@ -784,7 +864,8 @@ func builtins(e *env) []*fnDef {
 		}},
 
 		// Dates and times.
-		{name: "parse_date", min: 2, max: 3, params: str, retType: typDate, layoutArg: 1, zoneArg: 2, call: func(e *env, args []any) (any, error) {
+		{name: "parse_date", min: 2, max: 3, params: str, retType: typDate, layoutArg: 1, zoneArg: 2, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, 2) {
 				return nil, nil
 			}
@@ -806,7 +887,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return dateIn(t.In(loc)), nil
 		}},
-		{name: "parse_timestamp", min: 2, max: 3, params: str, retType: typTimestamp, layoutArg: 1, zoneArg: 2, call: func(e *env, args []any) (any, error) {
+		{name: "parse_timestamp", min: 2, max: 3, params: str, retType: typTimestamp, layoutArg: 1, zoneArg: 2, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, 2) {
 				return nil, nil
 			}
@@ -828,7 +910,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return t, nil
 		}},
-		{name: "format_date", min: 2, max: 2, params: []class{cDate, cString}, retType: typString, layoutArg: 1, call: func(_ *env, args []any) (any, error) {
+		{name: "format_date", min: 2, max: 2, params: []class{cDate, cString}, retType: typString, layoutArg: 1, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if args[0] == nil {
 				return nil, nil
 			}
@@ -840,9 +923,10 @@ func builtins(e *env) []*fnDef {
 			if err != nil {
 				return nil, err
 			}
-			return d.t.Format(l.goLayout), nil
+			return d.time().Format(l.goLayout), nil
 		}},
-		{name: "format_timestamp", min: 2, max: 3, params: []class{cTimestamp, cString, cString}, retType: typString, layoutArg: 1, zoneArg: 2, call: func(e *env, args []any) (any, error) {
+		{name: "format_timestamp", min: 2, max: 3, params: []class{cTimestamp, cString, cString}, retType: typString, layoutArg: 1, zoneArg: 2, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if args[0] == nil {
 				return nil, nil
 			}
@@ -860,7 +944,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return t.In(loc).Format(l.goLayout), nil
 		}},
-		{name: "to_zone", min: 2, max: 2, params: []class{cTimestamp, cString}, retType: typTimestamp, zoneArg: 1, call: func(e *env, args []any) (any, error) {
+		{name: "to_zone", min: 2, max: 2, params: []class{cTimestamp, cString}, retType: typTimestamp, zoneArg: 1, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if args[0] == nil {
 				return nil, nil
 			}
@@ -874,9 +959,10 @@ func builtins(e *env) []*fnDef {
 			}
 			return t.In(loc), nil
 		}},
-		{name: "now", min: 0, max: 0, retType: typTimestamp, call: func(e *env, _ []any) (any, error) { return e.now, nil }},
-		{name: "today", min: 0, max: 0, retType: typDate, call: func(e *env, _ []any) (any, error) { return dateIn(e.now.In(e.loc)), nil }},
-		{name: "add_days", min: 2, max: 2, params: []class{cTime, cInt}, ret: sameAsArg(0), call: func(_ *env, args []any) (any, error) {
+		{name: "now", min: 0, max: 0, retType: typTimestamp, call: func(e *env, _ argv) (any, error) { return e.now, nil }},
+		{name: "today", min: 0, max: 0, retType: typDate, call: func(e *env, _ argv) (any, error) { return dateIn(e.now.In(e.loc)), nil }},
+		{name: "add_days", min: 2, max: 2, params: []class{cTime, cInt}, ret: sameAsArg(0), call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -889,13 +975,14 @@ func builtins(e *env) []*fnDef {
 			}
 			switch x := args[0].(type) {
 			case date:
-				return date{x.t.AddDate(0, 0, int(n))}, nil
+				return makeDate(x.time().AddDate(0, 0, int(n))), nil
 			case time.Time:
 				return x.AddDate(0, 0, int(n)), nil
 			}
 			return nil, typeErr("add_days", 0, "date or timestamp", args[0])
 		}},
-		{name: "add_months", min: 2, max: 2, params: []class{cTime, cInt}, ret: sameAsArg(0), call: func(_ *env, args []any) (any, error) {
+		{name: "add_months", min: 2, max: 2, params: []class{cTime, cInt}, ret: sameAsArg(0), call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -905,14 +992,15 @@ func builtins(e *env) []*fnDef {
 			}
 			switch x := args[0].(type) {
 			case date:
-				t, err := addMonths(x.t, n)
-				return date{t}, err
+				t, err := addMonths(x.time(), n)
+				return makeDate(t), err
 			case time.Time:
 				return addMonths(x, n)
 			}
 			return nil, typeErr("add_months", 0, "date or timestamp", args[0])
 		}},
-		{name: "days_between", min: 2, max: 2, params: []class{cTime, cTime}, retType: typInt, call: func(e *env, args []any) (any, error) {
+		{name: "days_between", min: 2, max: 2, params: []class{cTime, cTime}, retType: typInt, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -923,7 +1011,8 @@ func builtins(e *env) []*fnDef {
 			}
 			return daysBetween(a, b), nil
 		}},
-		{name: "age", min: 1, max: 2, params: []class{cTime, cTime}, retType: typInt, call: func(e *env, args []any) (any, error) {
+		{name: "age", min: 1, max: 2, params: []class{cTime, cTime}, retType: typInt, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -939,10 +1028,11 @@ func builtins(e *env) []*fnDef {
 			}
 			return age(dob, at), nil
 		}},
-		{name: "year", min: 1, max: 1, params: []class{cTime}, retType: typInt, call: datePart("year", func(d date) int { return d.t.Year() })},
-		{name: "month", min: 1, max: 1, params: []class{cTime}, retType: typInt, call: datePart("month", func(d date) int { return int(d.t.Month()) })},
-		{name: "day", min: 1, max: 1, params: []class{cTime}, retType: typInt, call: datePart("day", func(d date) int { return d.t.Day() })},
-		{name: "to_date", min: 1, max: 2, params: []class{cString | cTime, cString}, retType: typDate, zoneArg: 1, call: func(e *env, args []any) (any, error) {
+		{name: "year", min: 1, max: 1, params: []class{cTime}, retType: typInt, call: datePart("year", func(d date) int { return d.time().Year() })},
+		{name: "month", min: 1, max: 1, params: []class{cTime}, retType: typInt, call: datePart("month", func(d date) int { return int(d.time().Month()) })},
+		{name: "day", min: 1, max: 1, params: []class{cTime}, retType: typInt, call: datePart("day", func(d date) int { return d.time().Day() })},
+		{name: "to_date", min: 1, max: 2, params: []class{cString | cTime, cString}, retType: typDate, zoneArg: 1, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if args[0] == nil {
 				return nil, nil
 			}
@@ -956,14 +1046,15 @@ func builtins(e *env) []*fnDef {
 				if err != nil {
 					return nil, fmt.Errorf("to_date: %q is not a date (YYYY-MM-DD)", x)
 				}
-				return date{t}, nil
+				return makeDate(t), nil
 			}
 			if d, ok := asDate(args[0], loc); ok {
 				return d, nil
 			}
 			return nil, typeErr("to_date", 0, "string, date or timestamp", args[0])
 		}},
-		{name: "to_timestamp", min: 1, max: 2, params: []class{cString | cTime, cString}, retType: typTimestamp, zoneArg: 1, call: func(e *env, args []any) (any, error) {
+		{name: "to_timestamp", min: 1, max: 2, params: []class{cString | cTime, cString}, retType: typTimestamp, zoneArg: 1, call: func(e *env, v argv) (any, error) {
+			args := v.args()
 			if args[0] == nil {
 				return nil, nil
 			}
@@ -987,7 +1078,8 @@ func builtins(e *env) []*fnDef {
 		}},
 
 		// Numbers.
-		{name: "round", min: 1, max: 2, params: []class{num, cInt}, ret: sameAsArg(0), call: func(_ *env, args []any) (any, error) {
+		{name: "round", min: 1, max: 2, params: []class{num, cInt}, ret: sameAsArg(0), call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if anyNil(args, -1) {
 				return nil, nil
 			}
@@ -1014,7 +1106,8 @@ func builtins(e *env) []*fnDef {
 		}},
 		{name: "floor", min: 1, max: 1, params: []class{num}, ret: sameAsArg(0), call: mathFn("floor", math.Floor, decimal.floor)},
 		{name: "ceil", min: 1, max: 1, params: []class{num}, ret: sameAsArg(0), call: mathFn("ceil", math.Ceil, decimal.ceil)},
-		{name: "abs", min: 1, max: 1, params: []class{num}, ret: sameAsArg(0), call: func(_ *env, args []any) (any, error) {
+		{name: "abs", min: 1, max: 1, params: []class{num}, ret: sameAsArg(0), call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			switch x := args[0].(type) {
 			case nil:
 				return nil, nil
@@ -1034,13 +1127,26 @@ func builtins(e *env) []*fnDef {
 			}
 			return nil, typeErr("abs", 0, "a number", args[0])
 		}},
-		{name: "greatest", min: 1, max: -1, ret: func(a []reflect.Type) (reflect.Type, error) { return orderedCommon("greatest", a) }, call: func(_ *env, args []any) (any, error) { return extreme("greatest", args, 1) }},
-		{name: "least", min: 1, max: -1, ret: func(a []reflect.Type) (reflect.Type, error) { return orderedCommon("least", a) }, call: func(_ *env, args []any) (any, error) { return extreme("least", args, -1) }},
+		{name: "greatest", min: 1, max: -1, ret: func(a []reflect.Type) (reflect.Type, error) { return orderedCommon("greatest", a) }, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return extreme("greatest", args, 1)
+		}},
+		{name: "least", min: 1, max: -1, ret: func(a []reflect.Type) (reflect.Type, error) { return orderedCommon("least", a) }, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return extreme("least", args, -1)
+		}},
 
 		// Conversions.
-		{name: "to_int", min: 1, max: 1, params: []class{num | cString | cBool}, retType: typInt, call: func(_ *env, args []any) (any, error) { return toInt("to_int", args[0]) }},
-		{name: "to_float", min: 1, max: 1, params: []class{num | cString}, retType: typFloat, call: func(_ *env, args []any) (any, error) { return toFloat("to_float", args[0]) }},
-		{name: "to_decimal", min: 1, max: 2, params: []class{num | cString, cInt}, retType: typDecimal, call: func(_ *env, args []any) (any, error) {
+		{name: "to_int", min: 1, max: 1, params: []class{num | cString | cBool}, retType: typInt, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return toInt("to_int", args[0])
+		}},
+		{name: "to_float", min: 1, max: 1, params: []class{num | cString}, retType: typFloat, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return toFloat("to_float", args[0])
+		}},
+		{name: "to_decimal", min: 1, max: 2, params: []class{num | cString, cInt}, retType: typDecimal, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			d, ok, err := toDecimal("to_decimal", args[0])
 			if err != nil || !ok {
 				return nil, err
@@ -1060,13 +1166,15 @@ func builtins(e *env) []*fnDef {
 			}
 			return d, nil
 		}},
-		{name: "to_string", min: 1, max: 1, retType: typString, call: func(_ *env, args []any) (any, error) {
+		{name: "to_string", min: 1, max: 1, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			if s, ok := toText(args[0]); ok {
 				return s, nil
 			}
 			return nil, nil
 		}},
-		{name: "to_bool", min: 1, max: 1, params: []class{cString | cInt | cBool}, retType: typBool, call: func(_ *env, args []any) (any, error) {
+		{name: "to_bool", min: 1, max: 1, params: []class{cString | cInt | cBool}, retType: typBool, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
 			switch x := args[0].(type) {
 			case nil:
 				return nil, nil
@@ -1088,8 +1196,14 @@ func builtins(e *env) []*fnDef {
 		}},
 
 		// Hashing.
-		{name: "sha256", min: 1, max: -1, retType: typString, call: func(_ *env, args []any) (any, error) { return hashOf(sha256.New(), args) }},
-		{name: "md5", min: 1, max: -1, retType: typString, call: func(_ *env, args []any) (any, error) { return hashOf(md5.New(), args) }},
+		{name: "sha256", min: 1, max: -1, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return hashOf(sha256.New(), args)
+		}},
+		{name: "md5", min: 1, max: -1, retType: typString, call: func(_ *env, v argv) (any, error) {
+			args := v.args()
+			return hashOf(md5.New(), args)
+		}},
 	}
 	for _, f := range fns {
 		if f.layoutArg == 0 {
@@ -1105,8 +1219,9 @@ func builtins(e *env) []*fnDef {
 	return append(fns, operators()...)
 }
 
-func stringFn(name string, f func(string) string) func(*env, []any) (any, error) {
-	return func(_ *env, args []any) (any, error) {
+func stringFn(name string, f func(string) string) func(*env, argv) (any, error) {
+	return func(_ *env, v argv) (any, error) {
+		args := v.args()
 		if args[0] == nil {
 			return nil, nil
 		}
@@ -1118,8 +1233,9 @@ func stringFn(name string, f func(string) string) func(*env, []any) (any, error)
 	}
 }
 
-func trimFn(name string, space func(string) string, cut func(string, string) string) func(*env, []any) (any, error) {
-	return func(_ *env, args []any) (any, error) {
+func trimFn(name string, space func(string) string, cut func(string, string) string) func(*env, argv) (any, error) {
+	return func(_ *env, v argv) (any, error) {
+		args := v.args()
 		if anyNil(args, -1) {
 			return nil, nil
 		}
@@ -1138,8 +1254,9 @@ func trimFn(name string, space func(string) string, cut func(string, string) str
 	}
 }
 
-func mathFn(name string, f func(float64) float64, d func(decimal) decimal) func(*env, []any) (any, error) {
-	return func(_ *env, args []any) (any, error) {
+func mathFn(name string, f func(float64) float64, d func(decimal) decimal) func(*env, argv) (any, error) {
+	return func(_ *env, v argv) (any, error) {
+		args := v.args()
 		switch x := args[0].(type) {
 		case nil:
 			return nil, nil
@@ -1155,8 +1272,9 @@ func mathFn(name string, f func(float64) float64, d func(decimal) decimal) func(
 	}
 }
 
-func datePart(name string, f func(date) int) func(*env, []any) (any, error) {
-	return func(e *env, args []any) (any, error) {
+func datePart(name string, f func(date) int) func(*env, argv) (any, error) {
+	return func(e *env, v argv) (any, error) {
+		args := v.args()
 		if args[0] == nil {
 			return nil, nil
 		}
@@ -1244,7 +1362,7 @@ func equal(a, b any) (bool, error) {
 		}
 	case date:
 		if y, ok := b.(date); ok {
-			return x.t.Equal(y.t), nil
+			return x.time().Equal(y.time()), nil
 		}
 	case time.Time:
 		if y, ok := b.(time.Time); ok {
@@ -1281,7 +1399,7 @@ func compare(a, b any) (int, error) {
 		}
 	case date:
 		if y, ok := b.(date); ok {
-			return x.t.Compare(y.t), nil
+			return x.time().Compare(y.time()), nil
 		}
 	case time.Time:
 		if y, ok := b.(time.Time); ok {

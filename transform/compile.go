@@ -47,6 +47,10 @@ type Program struct {
 
 type exprProgram struct {
 	prog *vm.Program
+	// eval, when not nil, computes the expression without the VM; slots
+	// is the number of variables it uses.
+	eval  evalFunc
+	slots int
 	// callSites names the user function inlined at a location, to say so in
 	// run-time errors.
 	callSites map[file.Location]string
@@ -90,6 +94,9 @@ type compiler struct {
 	errs    []error
 	config  *conf.Config // for mapping expressions: the source fields
 	seq     int          // for unique variable names of inlined functions
+	vmOnly  bool
+	// typedFns are the functions called by OpCallTyped, by "name/arity".
+	typedFns map[string]any
 }
 
 // internal names never typed by users: env keys and inlined variables.
@@ -101,16 +108,24 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // Compile checks every expression of spec against the source fields and
 // compiles it once for the whole run. Each bad expression (or spec entry)
 // gives a *CompileError; they are returned joined (see CompileErrors).
-func Compile(spec Spec) (prog *Program, err error) {
+func Compile(spec Spec) (*Program, error) {
+	return compile(spec, false)
+}
+
+// compile is Compile; vmOnly keeps every expression on expr's VM (tests
+// run both evaluators).
+func compile(spec Spec, vmOnly bool) (prog *Program, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			prog, err = nil, &CompileError{Reason: fmt.Sprintf("internal compiler error: %v", p)}
 		}
 	}()
 	c := &compiler{
-		spec:    spec,
-		sources: map[string]int{},
-		funcs:   map[string]*userFunc{},
+		vmOnly:   vmOnly,
+		spec:     spec,
+		sources:  map[string]int{},
+		funcs:    map[string]*userFunc{},
+		typedFns: map[string]any{},
 	}
 	if c.spec.Location == nil {
 		c.spec.Location = time.UTC
@@ -321,7 +336,7 @@ func (c *compiler) newConfig(vars types.Map) *conf.Config {
 		e := c.env
 		cfg.Functions[name] = &builtin.Function{
 			Name:     name,
-			Func:     func(args ...any) (any, error) { return f.call(e, args) },
+			Func:     func(args ...any) (any, error) { return f.call(e, argvOf(args)) },
 			Validate: f.check,
 		}
 	}
@@ -447,7 +462,7 @@ func (c *compiler) compileExpr(src, field string, filter bool, typ Type) (ep *ex
 		refs = append(refs, j)
 	}
 	sort.Ints(refs)
-	return &exprProgram{prog: prog, callSites: r.callSites}, r.tree.Node, refs, nil
+	return &exprProgram{prog: prog, callSites: r.callSites, eval: r.eval, slots: r.slots}, r.tree.Node, refs, nil
 }
 
 // checkResult tells why an expression of type t cannot fill a field of
@@ -501,7 +516,8 @@ func checkResult(t reflect.Type, typ Type, filter bool) string {
 	return fmt.Sprintf("expression is %s, field is %s%s", typeName(t), typ, hint)
 }
 
-// bindSources makes the program read source fields from VM variables:
+// bindSources makes the program read source fields from VM variables, and
+// push the functions of typed calls:
 // expr compiles each source field to a load from the environment map by
 // name; the load becomes a read of slot base+index, so that no map is
 // built or searched per row.
@@ -510,6 +526,12 @@ func (c *compiler) bindSources(prog *vm.Program, base int) error {
 		switch op {
 		case vm.OpLoadFast:
 			key, _ := prog.Constants[prog.Arguments[i]].(string)
+			if fn, ok := c.typedFns[key]; ok {
+				prog.Bytecode[i] = vm.OpPush
+				prog.Arguments[i] = len(prog.Constants)
+				prog.Constants = append(prog.Constants, fn)
+				continue
+			}
 			j := c.sourceOf(key)
 			if j < 0 {
 				return fmt.Errorf("transform: internal error: load of %q", key)
@@ -580,6 +602,9 @@ type rewriter struct {
 	callSites map[file.Location]string
 	// inlining is the stack of user functions being inlined.
 	inlining []string
+	// eval and slots: the expression as closures (see eval.go).
+	eval  evalFunc
+	slots int
 }
 
 // scope maps the names visible in an expression to what they stand for.
@@ -625,6 +650,16 @@ func (r *rewriter) compile() (*vm.Program, reflect.Type, error) {
 		}
 		return nil, nil, err
 	}
+	if r.fn == nil && !r.c.vmOnly {
+		b := &closureBuilder{c: r.c}
+		if f, ok := b.build(tree.Node, nil); ok {
+			r.eval, r.slots = f, b.slots
+		}
+	}
+	// Calls with up to two arguments become typed calls that need no
+	// argument slice: the callee is renamed "name/n", typed func(any...) any,
+	// and bound to the function value with the source fields (bindSources).
+	ast.Walk(&tree.Node, typedCalls{r.c})
 	prog, err := exprcompiler.Compile(tree, r.config)
 	if err != nil {
 		return nil, nil, err
@@ -945,7 +980,7 @@ func (r *rewriter) fold(node *ast.Node, f *fnDef) {
 	if _, err := f.check(ts); err != nil {
 		return
 	}
-	v, err := f.call(r.c.env, args)
+	v, err := f.call(r.c.env, argvOf(args))
 	if err != nil {
 		r.fail(n, "%s", err.Error())
 		return
@@ -1015,6 +1050,26 @@ func (r *rewriter) inline(node *ast.Node, n *ast.CallNode, uf *userFunc) {
 	}
 	r.callSites[loc] = uf.Name
 	*node = body
+}
+
+type typedCalls struct{ c *compiler }
+
+func (v typedCalls) Visit(n *ast.Node) {
+	call, ok := (*n).(*ast.CallNode)
+	if !ok || len(call.Arguments) >= len(typedFuncTypes) {
+		return
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || v.c.fns[id.Value] == nil {
+		return
+	}
+	k := len(call.Arguments)
+	key := id.Value + "/" + strconv.Itoa(k)
+	if v.c.typedFns[key] == nil {
+		v.c.typedFns[key] = v.c.fns[id.Value].typed(v.c.env, k)
+	}
+	id.Value = key
+	id.SetType(typedFuncTypes[k])
 }
 
 type locator struct{ loc file.Location }

@@ -33,7 +33,8 @@ func operators() []*fnDef {
 	arith := func(op string, call func(a, b any) (any, error)) *fnDef {
 		return &fnDef{name: opNames[op], op: op, min: 2, max: 2,
 			ret: func(a []reflect.Type) (reflect.Type, error) { return arithType(op, a[0], a[1]) },
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				if args[0] == nil || args[1] == nil {
 					return nil, nil
 				}
@@ -43,7 +44,8 @@ func operators() []*fnDef {
 	cmp := func(op string, ok func(int) bool) *fnDef {
 		return &fnDef{name: opNames[op], op: op, min: 2, max: 2,
 			ret: func(a []reflect.Type) (reflect.Type, error) { return typBool, checkComparable(op, a[0], a[1], true) },
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				if args[0] == nil || args[1] == nil {
 					return false, nil
 				}
@@ -57,7 +59,8 @@ func operators() []*fnDef {
 	eq := func(op string, want bool) *fnDef {
 		return &fnDef{name: opNames[op], op: op, min: 2, max: 2,
 			ret: func(a []reflect.Type) (reflect.Type, error) { return typBool, checkComparable(op, a[0], a[1], false) },
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				e, err := equal(args[0], args[1])
 				if err != nil {
 					return nil, err
@@ -67,7 +70,8 @@ func operators() []*fnDef {
 	}
 	text := func(op string, f func(s, t string) bool) *fnDef {
 		return &fnDef{name: opNames[op], op: op, min: 2, max: 2, params: []class{cString}, retType: typBool,
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				if args[0] == nil || args[1] == nil {
 					return false, nil
 				}
@@ -90,7 +94,8 @@ func operators() []*fnDef {
 		text("startsWith", strings.HasPrefix),
 		text("endsWith", strings.HasSuffix),
 		{name: opNames["matches"], op: "matches", min: 2, max: 2, params: []class{cString}, retType: typBool, regexpArg: 1,
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				if args[0] == nil || args[1] == nil {
 					return false, nil
 				}
@@ -105,7 +110,8 @@ func operators() []*fnDef {
 				return re.MatchString(s), nil
 			}},
 		{name: opNames["in"], op: "in", min: 2, max: 2, params: []class{anyClass, cArray}, retType: typBool,
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				if args[0] == nil || args[1] == nil {
 					return false, nil
 				}
@@ -124,7 +130,8 @@ func operators() []*fnDef {
 				return false, nil
 			}},
 		{name: fnNeg, op: "-", min: 1, max: 1, params: []class{cNumber | cDuration}, ret: sameAsArg(0),
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				switch x := args[0].(type) {
 				case nil:
 					return nil, nil
@@ -144,7 +151,8 @@ func operators() []*fnDef {
 				return nil, fmt.Errorf("invalid operation: -%s", valueName(args[0]))
 			}},
 		{name: fnTruth, op: "condition", min: 1, max: 1, params: []class{cBool}, retType: typBool,
-			call: func(_ *env, args []any) (any, error) {
+			call: func(_ *env, v argv) (any, error) {
+				args := v.args()
 				switch x := args[0].(type) {
 				case nil:
 					return false, nil
@@ -310,14 +318,7 @@ func invalid(a any, op string, b any) error {
 }
 
 func add(a, b any) (any, error) {
-	v, err, ok := numeric(a, b,
-		func(x, y int64) (any, error) {
-			c := x + y
-			if (x > 0 && y > 0 && c < 0) || (x < 0 && y < 0 && c >= 0) {
-				return nil, errIntOverflow
-			}
-			return c, nil
-		},
+	v, err, ok := numeric(a, b, addInt,
 		func(x, y float64) (any, error) { return x + y, nil },
 		func(x, y decimal) (any, error) { return x.add(y) })
 	if ok {
@@ -344,14 +345,7 @@ func add(a, b any) (any, error) {
 }
 
 func sub(a, b any) (any, error) {
-	v, err, ok := numeric(a, b,
-		func(x, y int64) (any, error) {
-			c := x - y
-			if (x >= 0 && y < 0 && c < 0) || (x < 0 && y > 0 && c >= 0) {
-				return nil, errIntOverflow
-			}
-			return c, nil
-		},
+	v, err, ok := numeric(a, b, subInt,
 		func(x, y float64) (any, error) { return x - y, nil },
 		func(x, y decimal) (any, error) { return x.sub(y) })
 	if ok {
@@ -378,17 +372,7 @@ func sub(a, b any) (any, error) {
 }
 
 func mul(a, b any) (any, error) {
-	v, err, ok := numeric(a, b,
-		func(x, y int64) (any, error) {
-			if x == 0 || y == 0 {
-				return int64(0), nil
-			}
-			c := x * y
-			if c/y != x || (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) {
-				return nil, errIntOverflow
-			}
-			return c, nil
-		},
+	v, err, ok := numeric(a, b, mulInt,
 		func(x, y float64) (any, error) { return x * y, nil },
 		func(x, y decimal) (any, error) { return x.mul(y) })
 	if ok {
@@ -459,4 +443,31 @@ func pow(a, b any) (any, error) {
 		return nil, invalid(a, "**", b)
 	}
 	return math.Pow(x, y), nil
+}
+
+func addInt(x, y int64) (any, error) {
+	c := x + y
+	if (x > 0 && y > 0 && c < 0) || (x < 0 && y < 0 && c >= 0) {
+		return nil, errIntOverflow
+	}
+	return c, nil
+}
+
+func subInt(x, y int64) (any, error) {
+	c := x - y
+	if (x >= 0 && y < 0 && c < 0) || (x < 0 && y > 0 && c >= 0) {
+		return nil, errIntOverflow
+	}
+	return c, nil
+}
+
+func mulInt(x, y int64) (any, error) {
+	if x == 0 || y == 0 {
+		return int64(0), nil
+	}
+	c := x * y
+	if c/y != x || (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) {
+		return nil, errIntOverflow
+	}
+	return c, nil
 }

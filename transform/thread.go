@@ -20,14 +20,24 @@ func (p *Program) Source() []Field { return append([]Field(nil), p.source...) }
 // is reused from row to row (the virtual machine, its variables), so it
 // must be used by one goroutine only; make one per thread with NewThread.
 type Thread struct {
-	p    *Program
-	vm   vm.VM
-	vars []any
+	p     *Program
+	vm    vm.VM
+	vars  []any
+	state evalState
 }
 
 // NewThread makes a Thread of p. It is cheap: nothing is compiled.
 func (p *Program) NewThread() *Thread {
-	return &Thread{p: p, vars: make([]any, p.base+len(p.source))}
+	slots := 0
+	if p.filter != nil {
+		slots = p.filter.slots
+	}
+	for _, f := range p.fields {
+		if f.expr != nil {
+			slots = max(slots, f.expr.slots)
+		}
+	}
+	return &Thread{p: p, vars: make([]any, p.base+len(p.source)), state: evalState{vars: make([]any, slots)}}
 }
 
 // Apply transforms one row. in holds a value for each source field (see
@@ -39,6 +49,12 @@ func (p *Program) NewThread() *Thread {
 // placed in out as they are (a copied string or byte slice shares its
 // memory with in), and Apply holds on to neither.
 func (t *Thread) Apply(in []any, out []any) (keep bool, err error) {
+	defer func() {
+		// A bug must fail the row, not the process.
+		if r := recover(); r != nil {
+			keep, err = false, &RowError{Reason: fmt.Sprintf("internal error: %v", r)}
+		}
+	}()
 	p := t.p
 	if len(in) != len(p.source) {
 		return false, fmt.Errorf("apply transform: row has %d values, source has %d fields", len(in), len(p.source))
@@ -54,13 +70,14 @@ func (t *Thread) Apply(in []any, out []any) (keep bool, err error) {
 		vars = in
 	}
 	t.vm.Variables = vars
+	t.state.src = vars[p.base:]
 	if p.filter != nil {
 		if !p.zeroCopy {
 			if err := t.load(in, p.filterRefs); err != nil {
 				return false, err
 			}
 		}
-		v, err := t.vm.Run(p.filter.prog, nil)
+		v, err := t.run(p.filter)
 		if err != nil {
 			return false, runError(err, p.filter, "", true)
 		}
@@ -87,7 +104,7 @@ func (t *Thread) Apply(in []any, out []any) (keep bool, err error) {
 			}
 			out[i] = v
 		case fieldExpr:
-			v, err := t.vm.Run(f.expr.prog, nil)
+			v, err := t.run(f.expr)
 			if err != nil {
 				return false, runError(err, f.expr, f.name, false)
 			}
@@ -98,6 +115,13 @@ func (t *Thread) Apply(in []any, out []any) (keep bool, err error) {
 		}
 	}
 	return true, nil
+}
+
+func (t *Thread) run(ep *exprProgram) (any, error) {
+	if ep.eval != nil {
+		return ep.eval(&t.state)
+	}
+	return t.vm.Run(ep.prog, nil)
 }
 
 // load converts the source fields refs into their VM slots.
@@ -117,6 +141,16 @@ func (t *Thread) load(in []any, refs []int) error {
 // failing operation.
 func runError(err error, ep *exprProgram, field string, filter bool) *RowError {
 	re := &RowError{Field: field, Filter: filter, Reason: err.Error()}
+	var ee *evalError
+	if errors.As(err, &ee) {
+		fe := (&file.Error{Location: ee.loc}).Bind(ep.prog.Source())
+		msg := ee.err.Error()
+		if name, ok := ep.callSites[ee.loc]; ok {
+			msg = "in function " + name + ": " + msg
+		}
+		re.Reason = fmt.Sprintf("%s (at %d:%d)", msg, fe.Line, fe.Column+1)
+		return re
+	}
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		msg := fe.Message
@@ -287,7 +321,7 @@ func outConverter(typ Type) func(any) (any, error) {
 			case nil:
 				return nil, nil
 			case date:
-				return x.t, nil
+				return x.time(), nil
 			}
 			return nil, mismatch(v)
 		}

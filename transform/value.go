@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,11 +25,39 @@ import (
 // Apply converts source values in and results out (decimal <-> canonical
 // string, date <-> time.Time at 00:00 UTC).
 
-// date is a calendar day. t is always 00:00 UTC of that day.
-type date struct{ t time.Time }
+// date is a calendar day: 00:00 UTC of that day. It holds a pointer only,
+// so that putting it in an interface does not allocate; the days of
+// 1900-2199 are interned, so that making one does not allocate either.
+type date struct{ p *time.Time }
+
+func (d date) time() time.Time { return *d.p }
+
+const (
+	internFirstDay = -25567 // 1900-01-01, in days since 1970-01-01
+	internDays     = 109574 // to 2199-12-31
+)
+
+var internedDates [internDays]atomic.Pointer[time.Time]
+
+// makeDate is the date of t, which must be 00:00 UTC.
+func makeDate(t time.Time) date {
+	i := t.Unix()/86400 - internFirstDay
+	if i >= 0 && i < internDays && t.Unix()%86400 == 0 {
+		if p := internedDates[i].Load(); p != nil {
+			return date{p}
+		}
+	}
+	p := new(time.Time)
+	*p = t
+	if i >= 0 && i < internDays && t.Unix()%86400 == 0 {
+		internedDates[i].CompareAndSwap(nil, p)
+		return date{internedDates[i].Load()}
+	}
+	return date{p}
+}
 
 func dateOf(y int, m time.Month, d int) date {
-	return date{time.Date(y, m, d, 0, 0, 0, 0, time.UTC)}
+	return makeDate(time.Date(y, m, d, 0, 0, 0, 0, time.UTC))
 }
 
 // dateIn is the calendar day of t in t's own location.
@@ -37,7 +66,7 @@ func dateIn(t time.Time) date {
 	return dateOf(y, m, d)
 }
 
-func (d date) String() string { return d.t.Format("2006-01-02") }
+func (d date) String() string { return d.time().Format("2006-01-02") }
 
 var (
 	typString    = reflect.TypeOf("")
