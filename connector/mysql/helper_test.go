@@ -72,6 +72,18 @@ func open(t testing.TB, dsn string) *mysql.Conn {
 	return c.(*mysql.Conn)
 }
 
+// stagingPaths are the ways a load can stage rows.
+var stagingPaths = []string{mysql.StageInfile, mysql.StageInterpolated, mysql.StagePrepared}
+
+// openStaging opens the connector on dsn, staging rows by path.
+func openStaging(t testing.TB, dsn, path string) *mysql.Conn {
+	t.Helper()
+	c, err := mysql.OpenStaging(context.Background(), spi.System{Name: "maria", Kind: mysql.Kind, Settings: map[string]string{"dsn": dsn}}, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // exec runs statements on db, failing the test on error.
 func exec(t testing.TB, db *sql.DB, stmts ...string) {
 	t.Helper()

@@ -92,6 +92,8 @@ type Conn struct {
 	db        *sql.DB
 	dbName    string
 	maxPacket int
+	prepare   bool // prepare INSERTs on the server instead of interpolating them
+	infile    bool // stage with LOAD DATA LOCAL INFILE (the server allows it)
 	log       *slog.Logger
 
 	mu   sync.Mutex
@@ -110,6 +112,10 @@ func Open(ctx context.Context, sys spi.System) (spi.Conn, error) {
 	if err != nil {
 		return nil, &spi.Error{Op: "connect", System: sys.Name, Err: err}
 	}
+	return open(ctx, sys, cfg)
+}
+
+func open(ctx context.Context, sys spi.System, cfg *drv.Config) (spi.Conn, error) {
 	connector, err := drv.NewConnector(cfg)
 	if err != nil {
 		return nil, &spi.Error{Op: "connect", System: sys.Name, Err: fmt.Errorf("%w: %w", spi.ErrInvalid, err)}
@@ -124,6 +130,7 @@ func Open(ctx context.Context, sys spi.System) (spi.Conn, error) {
 		db.Close()
 		return nil, &spi.Error{Op: "connect", System: sys.Name, Err: err}
 	}
+	c.infile = infileEnabled(ctx, db)
 	return c, nil
 }
 

@@ -3,6 +3,7 @@ package mysql_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"math"
 	"sort"
@@ -90,39 +91,84 @@ func sortRows(rows []spi.Row) {
 
 func TestRoundTripEveryType(t *testing.T) {
 	dsn, db := newDatabase(t)
-	exec(t, db, strings.ReplaceAll(allTypes, "%s", "all types"))
-	c := open(t, dsn)
-	ctx := context.Background()
-	ds := spi.Dataset{Table: "all types"}
+	for i, path := range stagingPaths {
+		t.Run(path, func(t *testing.T) {
+			table := "all types " + path
+			exec(t, db, strings.ReplaceAll(allTypes, "%s", table))
+			c := openStaging(t, dsn, path)
+			ctx := context.Background()
+			ds := spi.Dataset{Table: table}
 
-	schema, err := c.Describe(ctx, ds)
-	require.NoError(t, err)
-	require.Equal(t, allTypesSchema, schema)
+			schema, err := c.Describe(ctx, ds)
+			require.NoError(t, err)
+			require.Equal(t, allTypesSchema, schema)
 
-	rows := allTypesRows()
-	com, err := load(t, c, spi.LoadSpec{RunID: "100000000000000000000001", Attempt: 1, Mapping: "m", Dataset: ds, Schema: schema, Mode: spi.ModeAppend}, rows, 3)
-	require.NoError(t, err)
-	require.Equal(t, int64(len(rows)), com.Rows)
+			rows := allTypesRows()
+			com, err := load(t, c, spi.LoadSpec{RunID: fmt.Sprintf("10000000000000000000000%d", i), Attempt: 1, Mapping: "m", Dataset: ds, Schema: schema, Mode: spi.ModeAppend}, rows, 3)
+			require.NoError(t, err)
+			require.Equal(t, int64(len(rows)), com.Rows)
 
-	got, bad := readAll(t, c, ds, 1)
-	require.Empty(t, bad)
-	requireSameRows(t, allTypesRows(), got)
-	for _, r := range got {
-		for _, v := range r {
-			if tv, ok := v.(time.Time); ok {
-				require.Equal(t, time.UTC, tv.Location())
+			got, bad := readAll(t, c, ds, 1)
+			require.Empty(t, bad)
+			requireSameRows(t, allTypesRows(), got)
+			for _, r := range got {
+				for _, v := range r {
+					if tv, ok := v.(time.Time); ok {
+						require.Equal(t, time.UTC, tv.Location())
+					}
+				}
 			}
-		}
-	}
 
-	// NULL and the empty value stay apart.
-	var nulls, empties int
-	require.NoError(t, db.QueryRow("SELECT SUM(bin IS NULL), SUM(bin = '') FROM `all types`").Scan(&nulls, &empties))
-	require.Equal(t, [2]int{2, 1}, [2]int{nulls, empties})
-	// Timestamps are stored in UTC.
-	var ts string
-	require.NoError(t, db.QueryRow("SELECT CAST(ts AS CHAR) FROM `all types` WHERE id = 1").Scan(&ts))
-	require.Equal(t, "2024-03-10 06:59:59.999999", ts)
+			// NULL and the empty value stay apart.
+			var nulls, empties int
+			require.NoError(t, db.QueryRow("SELECT SUM(bin IS NULL), SUM(bin = '') FROM `"+table+"`").Scan(&nulls, &empties))
+			require.Equal(t, [2]int{2, 1}, [2]int{nulls, empties})
+			require.NoError(t, db.QueryRow("SELECT SUM(txt IS NULL), SUM(txt = '') FROM `"+table+"`").Scan(&nulls, &empties))
+			require.Equal(t, [2]int{1, 0}, [2]int{nulls, empties})
+			require.NoError(t, db.QueryRow("SELECT SUM(s IS NULL), SUM(s = '') FROM `"+table+"`").Scan(&nulls, &empties))
+			require.Equal(t, [2]int{1, 1}, [2]int{nulls, empties})
+			// Timestamps are stored in UTC.
+			var ts string
+			require.NoError(t, db.QueryRow("SELECT CAST(ts AS CHAR) FROM `"+table+"` WHERE id = 1").Scan(&ts))
+			require.Equal(t, "2024-03-10 06:59:59.999999", ts)
+		})
+	}
+}
+
+// TestStagingRefusesBadValues: a value the column cannot hold fails the
+// write, by every staging path, and never lands truncated.
+func TestStagingRefusesBadValues(t *testing.T) {
+	dsn, db := newDatabase(t)
+	exec(t, db, "CREATE TABLE t (n INT NOT NULL, s VARCHAR(10), b BIT(1), ts TIMESTAMP NULL)")
+	for i, path := range stagingPaths {
+		t.Run(path, func(t *testing.T) {
+			c := openStaging(t, dsn, path)
+			ctx := context.Background()
+			l, err := c.Begin(ctx, spi.LoadSpec{RunID: fmt.Sprintf("11000000000000000000000%d", i), Attempt: 1, Mapping: "m", Dataset: spi.Dataset{Table: "t"},
+				Schema: spi.Schema{{Name: "n", Type: spi.TypeInt}, {Name: "s", Type: spi.TypeString}, {Name: "b", Type: spi.TypeBool}, {Name: "ts", Type: spi.TypeTimestamp}}, Mode: spi.ModeAppend})
+			require.NoError(t, err)
+			defer l.Abort(ctx)
+			ok := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+			err = l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{int64(1), "short", true, ok}, {int64(2), "much too long for ten", false, ok}}})
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "'s'")
+			err = l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{int64(1), "ok", true, ok}, {"2", "ok", true, ok}}})
+			require.ErrorIs(t, err, spi.ErrInvalid)
+			require.Contains(t, err.Error(), "row 1 column n: string is not a value of a int field")
+			err = l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{nil, "ok", nil, nil}}})
+			require.Error(t, err, "NULL into NOT NULL")
+			err = l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{int64(1), "ok", nil, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}}})
+			require.Error(t, err, "TIMESTAMP out of range")
+			err = l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{int64(3), "ok", nil, nil}, {int64(1 << 40), "ok", nil, nil}}})
+			require.Error(t, err, "INT out of range")
+			if path == mysql.StageInfile {
+				require.ErrorContains(t, err, "Out of range value for column 'n' at row 2")
+			}
+			require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{int64(7), "fine", true, ok}, {int64(8), "", false, nil}}}))
+			rows, _ := readAll(t, c, spi.Dataset{Table: "weir_stage_" + fmt.Sprintf("11000000000000000000000%d", i) + "_1", Watermark: &spi.Watermark{Column: "n", After: "6"}}, 1)
+			require.Equal(t, []spi.Row{{int64(7), "fine", true, ok}, {int64(8), "", false, nil}}, rows)
+		})
+	}
 }
 
 func TestOpenSettingsAndSecrets(t *testing.T) {

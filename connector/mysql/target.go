@@ -235,9 +235,12 @@ func (c *Conn) Begin(ctx context.Context, spec spi.LoadSpec) (spi.Load, error) {
 		encs[i] = encoder(t.kinds[i], spec.Schema[i].Type)
 	}
 	l.cols = strings.Join(cols, ", ")
+	if c.infile {
+		l.file = newInfile(l.stage, t.cols, t.kinds, spec.Schema)
+	}
 	l.in, err = sqlrow.NewInserter(sqlrow.InserterConfig{
 		Table: l.stage, Columns: cols, Names: names, Encoders: encs,
-		MaxParams: MaxParams, MaxBytes: min(c.maxPacket/4, sqlrow.InsertBytesDefault),
+		MaxParams: MaxParams, MaxBytes: min(c.maxPacket/4, sqlrow.InsertBytesDefault), Prepare: c.prepare, PrepareOn: c.db,
 	})
 	if err != nil {
 		_ = l.Abort(context.WithoutCancel(ctx))
@@ -280,6 +283,7 @@ type load struct {
 	stage     string // quoted, qualified
 	cols      string // quoted loaded columns
 	in        *sqlrow.Inserter
+	file      *infile // when not nil, stages instead of in
 	rows      atomic.Int64
 
 	mu        sync.Mutex
@@ -287,17 +291,39 @@ type load struct {
 	dropped   bool
 }
 
-// Write stages a batch's rows; threads write in parallel.
+// Write stages a batch's rows in one transaction, so that a batch that
+// fails leaves nothing staged; threads write in parallel.
 func (l *load) Write(ctx context.Context, thread int, b spi.Batch) error {
 	if len(b.Rows) == 0 {
 		return nil
 	}
-	n, err := l.in.Insert(ctx, l.c.db, b.Rows)
-	l.rows.Add(n)
-	if err != nil {
+	if err := l.write(ctx, b.Rows); err != nil {
 		return l.c.fail("write", l.t.label, fmt.Errorf("thread %d: %w", thread, err))
 	}
+	l.rows.Add(int64(len(b.Rows)))
 	return nil
+}
+
+func (l *load) write(ctx context.Context, rows []spi.Row) error {
+	conn, err := l.c.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if l.file != nil {
+		err = l.file.write(ctx, tx, rows)
+	} else {
+		_, err = l.in.Insert(ctx, tx, rows)
+	}
+	if err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // Commit moves the staged rows into the target together with the run's

@@ -3,6 +3,7 @@ package sqlrow
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -39,15 +40,22 @@ type InserterConfig struct {
 	// MaxBytes ends a statement once its values reach about this many bytes,
 	// so that it stays under the server's packet limit (InsertBytesDefault when 0).
 	MaxBytes int
-	// Prepare prepares the full-size statement once and reuses it; otherwise
+	// Prepare prepares each statement size once and reuses it; otherwise
 	// every statement goes through ExecContext (for drivers that interpolate
 	// arguments client-side).
 	Prepare bool
+	// PrepareOn, when not nil, is where the statement is prepared (a
+	// *sql.DB); Insert given a *sql.Tx then runs it in the transaction.
+	// Without it the statement is prepared on the first Execer given, which
+	// must then outlive the Inserter (a *sql.DB or *sql.Conn).
+	PrepareOn interface {
+		PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	}
 }
 
 // Defaults of InserterConfig.
 const (
-	InsertRowsDefault  = 1000
+	InsertRowsDefault  = 4096
 	InsertBytesDefault = 4 << 20
 )
 
@@ -58,9 +66,9 @@ type Inserter struct {
 	head string // INSERT INTO t (a, b) VALUES
 	full string // the statement for MaxRows rows
 
-	mu   sync.Mutex
-	stmt *sql.Stmt // full, prepared on first use
-	pool sync.Pool // *[]any argument buffers
+	mu    sync.Mutex
+	stmts map[int]*sql.Stmt // by rows, prepared on first use
+	pool  sync.Pool         // *[]any argument buffers
 }
 
 // NewInserter returns an Inserter for cfg.
@@ -78,7 +86,7 @@ func NewInserter(cfg InserterConfig) (*Inserter, error) {
 	if cfg.MaxParams > 0 {
 		cfg.MaxRows = max(1, min(cfg.MaxRows, cfg.MaxParams/nc))
 	}
-	in := &Inserter{cfg: cfg, head: "INSERT INTO " + cfg.Table + " (" + strings.Join(cfg.Columns, ", ") + ") VALUES "}
+	in := &Inserter{cfg: cfg, stmts: map[int]*sql.Stmt{}, head: "INSERT INTO " + cfg.Table + " (" + strings.Join(cfg.Columns, ", ") + ") VALUES "}
 	in.full = in.statement(cfg.MaxRows)
 	return in, nil
 }
@@ -146,8 +154,16 @@ func (in *Inserter) Insert(ctx context.Context, db Execer, rows []spi.Row) (int6
 	return written, nil
 }
 
+// preparedSizes caps how many statement sizes an Inserter keeps prepared:
+// the full size, the usual batch size and its remainders.
+const preparedSizes = 4
+
 func (in *Inserter) exec(ctx context.Context, db Execer, n int, args []any) error {
-	if n != in.cfg.MaxRows || !in.cfg.Prepare {
+	in.mu.Lock()
+	stmt, cached := in.stmts[n]
+	crowded := len(in.stmts) >= preparedSizes
+	in.mu.Unlock()
+	if !in.cfg.Prepare || (!cached && crowded) {
 		q := in.full
 		if n != in.cfg.MaxRows {
 			q = in.statement(n)
@@ -155,31 +171,48 @@ func (in *Inserter) exec(ctx context.Context, db Execer, n int, args []any) erro
 		_, err := db.ExecContext(ctx, q, args...)
 		return err
 	}
-	in.mu.Lock()
-	stmt := in.stmt
 	if stmt == nil {
+		var on interface {
+			PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+		} = db
+		if in.cfg.PrepareOn != nil {
+			on = in.cfg.PrepareOn
+		}
+		q := in.full
+		if n != in.cfg.MaxRows {
+			q = in.statement(n)
+		}
 		var err error
-		if stmt, err = db.PrepareContext(ctx, in.full); err != nil {
-			in.mu.Unlock()
+		if stmt, err = on.PrepareContext(ctx, q); err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
-		in.stmt = stmt
+		in.mu.Lock()
+		if prev := in.stmts[n]; prev != nil {
+			stmt.Close()
+			stmt = prev
+		} else {
+			in.stmts[n] = stmt
+		}
+		in.mu.Unlock()
 	}
-	in.mu.Unlock()
+	if tx, ok := db.(*sql.Tx); ok && in.cfg.PrepareOn != nil {
+		stmt = tx.StmtContext(ctx, stmt)
+		defer stmt.Close()
+	}
 	_, err := stmt.ExecContext(ctx, args...)
 	return err
 }
 
-// Close releases the prepared statement.
+// Close releases the prepared statements.
 func (in *Inserter) Close() error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.stmt == nil {
-		return nil
+	var errs []error
+	for n, st := range in.stmts {
+		errs = append(errs, st.Close())
+		delete(in.stmts, n)
 	}
-	err := in.stmt.Close()
-	in.stmt = nil
-	return err
+	return errors.Join(errs...)
 }
 
 // argSize estimates the bytes a bound argument takes in a statement.
