@@ -104,9 +104,7 @@ func (c *Client) Call(ctx context.Context, name, system string, args, result any
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", name, err)
 	}
-	var resp struct {
-		Result json.RawMessage `json:"result"`
-	}
+	var resp Response[json.RawMessage]
 	if err := c.do(ctx, http.MethodPost, CommandsPath+"/"+url.PathEscape(name), body, &resp); err != nil {
 		return err
 	}
