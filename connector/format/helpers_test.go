@@ -3,6 +3,9 @@ package format_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
 	"io"
 	"math"
 	"strings"
@@ -59,6 +62,64 @@ func readAll(t testing.TB, r format.Reader, n int) result {
 			res.Bad = append(res.Bad, *e)
 		}
 	}
+}
+
+// digest is a compact record of what a reader produced: one hash per row
+// (its location, raw record and values) and the bad records whole.
+type digest struct {
+	Sums []uint64
+	Bad  []spi.RowError
+}
+
+func digestAll(t testing.TB, r format.Reader, n int) digest {
+	t.Helper()
+	var d digest
+	var b spi.Batch
+	var buf []byte
+	for {
+		err := r.Read(&b, n)
+		if errors.Is(err, io.EOF) {
+			return d
+		}
+		require.NoError(t, err)
+		for i, row := range b.Rows {
+			h := fnv.New64a()
+			buf = append(buf[:0], b.Locs[i]...)
+			buf = append(buf, 0)
+			buf = append(buf, b.Raw[i]...)
+			for _, v := range row {
+				buf = append(buf, 0)
+				switch x := v.(type) {
+				case nil:
+					buf = append(buf, "<nil>"...)
+				case string:
+					buf = append(buf, x...)
+				case int64:
+					buf = strconv.AppendInt(buf, x, 10)
+				case time.Time:
+					buf = x.AppendFormat(buf, time.RFC3339Nano)
+				default:
+					buf = fmt.Append(buf, v)
+				}
+			}
+			h.Write(buf)
+			d.Sums = append(d.Sums, h.Sum64())
+		}
+		for _, e := range b.Bad {
+			d.Bad = append(d.Bad, *e)
+		}
+	}
+}
+
+func requireSameDigest(t testing.TB, want, got digest) {
+	t.Helper()
+	for i := range min(len(want.Sums), len(got.Sums)) {
+		if want.Sums[i] != got.Sums[i] {
+			t.Fatalf("row %d differs (rows: want %d, got %d)", i, len(want.Sums), len(got.Sums))
+		}
+	}
+	require.Equal(t, len(want.Sums), len(got.Sums), "rows: none twice, none lost")
+	require.Equal(t, want.Bad, got.Bad, "bad records")
 }
 
 func readString(t testing.TB, data string, schema spi.Schema, o format.Options) result {

@@ -97,7 +97,9 @@ func newScanner(r io.Reader, off, line int64, delim, quote byte, maxRec int) *sc
 	}
 	s := &scanner{r: r, buf: make([]byte, size), base: off, delim: delim, quote: quote, maxRec: maxRec, limit: -1, line: line}
 	if off == 0 {
-		s.fill() // reads until the buffer is full or the input ends
+		for s.end < len(bom) && !s.eof && s.err == nil {
+			s.fill() // reads until the buffer is full or the input ends
+		}
 		if bytes.HasPrefix(s.buf[:s.end], bom) {
 			s.pos = len(bom)
 		}
