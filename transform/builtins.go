@@ -1205,6 +1205,7 @@ func builtins(e *env) []*fnDef {
 			return hashOf(md5.New(), args)
 		}},
 	}
+	fns = append(fns, operators()...)
 	for _, f := range fns {
 		if f.layoutArg == 0 {
 			f.layoutArg = -1
@@ -1216,7 +1217,7 @@ func builtins(e *env) []*fnDef {
 			f.regexpArg = -1
 		}
 	}
-	return append(fns, operators()...)
+	return fns
 }
 
 func stringFn(name string, f func(string) string) func(*env, argv) (any, error) {

@@ -756,8 +756,11 @@ func (r *rewriter) walk(node *ast.Node, sc *scope) {
 			return
 		}
 		if name, ok := opNames[n.Operator]; ok {
-			*node = call(name, n.Location(), n.Left, n.Right)
-			r.fold(node, r.c.fns[name])
+			c := call(name, n.Location(), n.Left, n.Right)
+			*node = c
+			if r.precompile(c, r.c.fns[name]) {
+				r.fold(node, r.c.fns[name])
+			}
 		}
 	case *ast.ConditionalNode:
 		r.walk(&n.Cond, sc)
@@ -932,7 +935,15 @@ func (r *rewriter) call(node *ast.Node, n *ast.CallNode, sc *scope) {
 			return
 		}
 	}
-	// Compile constant layouts, zones and regular expressions once.
+	if !r.precompile(n, f) {
+		return
+	}
+	r.fold(node, f)
+}
+
+// precompile compiles a call's constant layouts, zones and regular
+// expressions once, false when one is wrong.
+func (r *rewriter) precompile(n *ast.CallNode, f *fnDef) bool {
 	for _, pc := range []struct {
 		i    int
 		comp func(string) (any, error)
@@ -950,12 +961,16 @@ func (r *rewriter) call(node *ast.Node, n *ast.CallNode, sc *scope) {
 		}
 		v, err := pc.comp(s.Value)
 		if err != nil {
+			name := f.name
+			if f.op != "" {
+				name = f.op
+			}
 			r.fail(n.Arguments[pc.i], "%s: %v", name, err)
-			return
+			return false
 		}
 		n.Arguments[pc.i] = place(&ast.ConstantNode{Value: v}, s.Location())
 	}
-	r.fold(node, f)
+	return true
 }
 
 // fold evaluates a call whose arguments are all constants, when its types
