@@ -31,7 +31,7 @@ func checkOnce(t *testing.T, rows []spi.Row, n int64, extra ...int64) {
 	require.Equal(t, want, sum)
 }
 
-const partRows = 20000
+const partRows = 10000
 
 // partTable creates t(id, ts, grp, v) with partRows rows, some keys NULL.
 func partTable(t *testing.T, d *db) {
@@ -70,7 +70,7 @@ func TestPartitionsReadEveryRowOnce(t *testing.T) {
 		{"key skewed int histogram", opts("partition_by", "k"), "key", 3, true},
 		{"blocks", opts(), "blocks", 4, true},
 		{"blocks over a text partition_by", opts("partition_by", "v"), "blocks", 4, true},
-		{"few rows per partition", opts("partition_min_rows", "8000"), "blocks", 3, true},
+		{"few rows per partition", opts("partition_min_rows", "4000"), "blocks", 3, true},
 	}
 	for _, tc := range cases {
 		if tc.analyze {
@@ -220,8 +220,8 @@ func TestSnapshot(t *testing.T) {
 	ds := spi.Dataset{Table: "t", Watermark: &spi.Watermark{Column: "id"}, Options: map[string]string{"partition_min_rows": "1"}}
 	w, err := c.MaxWatermark(ctx, ds, "id")
 	require.NoError(t, err)
-	require.Equal(t, "20000", w)
-	d.exec(t, `INSERT INTO t (id) SELECT g FROM generate_series(20001, 20100) g`)
+	require.Equal(t, "10000", w)
+	d.exec(t, `INSERT INTO t (id) SELECT g FROM generate_series(10001, 10100) g`)
 	d.exec(t, `DELETE FROM t WHERE id <= 10`)
 	rows, _, _ := readAll(t, c, ds, 4)
 	checkOnce(t, rows, partRows)

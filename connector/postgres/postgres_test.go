@@ -77,8 +77,8 @@ func readAll(t testing.TB, c *postgres.Conn, ds spi.Dataset, max int) ([]spi.Row
 	var rows []spi.Row
 	var bad []*spi.RowError
 	for _, p := range planned {
-		err := c.Read(ctx, ds, p, 7, func(b spi.Batch) error {
-			require.LessOrEqual(t, len(b.Rows), 7)
+		err := c.Read(ctx, ds, p, 97, func(b spi.Batch) error {
+			require.LessOrEqual(t, len(b.Rows), 97)
 			for _, r := range b.Rows {
 				rows = append(rows, append(spi.Row(nil), r...))
 			}

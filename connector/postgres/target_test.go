@@ -235,18 +235,35 @@ func TestCrashInWrite(t *testing.T) {
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE trades (id int8, sym text, price numeric)`)
 	ctx := context.Background()
-	rows := trades(1, 200000, "A")
+	rows := trades(1, 20000, "A")
 	spec := spi.LoadSpec{RunID: "99", Attempt: 1, Mapping: "m", Dataset: spi.Dataset{Table: "trades"}, Schema: tradeSchema}
 
 	c1 := d.open(t)
 	l, err := c1.Begin(ctx, spec)
 	require.NoError(t, err)
 	require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: rows[:1000]}))
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	err = l.Write(wctx, 1, spi.Batch{Rows: rows[1000:]})
+	// Another session holds the staging table so that the next COPY waits, mid-Write, until the attempt dies.
+	bconn, err := pgx.Connect(ctx, d.dsn)
+	require.NoError(t, err)
+	defer bconn.Close(ctx)
+	blocker, err := bconn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = blocker.Exec(ctx, "LOCK TABLE weir_stage_99_1 IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Write(wctx, 1, spi.Batch{Rows: rows[1000:]}) }()
+	require.Eventually(t, func() bool {
+		var n int
+		err := d.pg.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'weir' AND wait_event_type = 'Lock' AND query LIKE 'COPY%'`).Scan(&n)
+		return err == nil && n == 1
+	}, 10*time.Second, 10*time.Millisecond)
 	cancel()
+	err = <-done
 	require.Error(t, err)
-	require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+	require.True(t, errors.Is(err, context.Canceled), "%v", err)
+	require.NoError(t, blocker.Rollback(ctx))
+	require.Equal(t, "1000", d.scalar(t, "SELECT count(*)::text FROM weir_stage_99_1"))
 	require.NoError(t, c1.Close()) // the worker is gone
 	require.Equal(t, "weir_stage_99_1", stagingTables(t, d))
 
@@ -255,10 +272,10 @@ func TestCrashInWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 	spec.Attempt = 2
-	cm, err := load(t, c2, spec, rows, 50000)
+	cm, err := load(t, c2, spec, rows, 5000)
 	require.NoError(t, err)
 	require.Equal(t, int64(len(rows)), cm.Rows)
-	require.Equal(t, "200000 20000100000", d.scalar(t, "SELECT count(*) || ' ' || sum(id) FROM trades"))
+	require.Equal(t, "20000 200010000", d.scalar(t, "SELECT count(*) || ' ' || sum(id) FROM trades"))
 	require.Equal(t, "", stagingTables(t, d))
 }
 
