@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"strconv"
 	"time"
 
@@ -168,8 +169,12 @@ func runError(err error, ep *exprProgram, field string, filter bool) *RowError {
 // inConverter converts a row value of field f to its expression value,
 // checking its Go type.
 func inConverter(f Field) func(any) (any, error) {
+	article := "a"
+	if strings.ContainsRune("aeiou", rune(string(f.Type)[0])) {
+		article = "an"
+	}
 	want := func(v any) error {
-		return fmt.Errorf("a %s field holds %T", f.Type, v)
+		return fmt.Errorf("%s %s field holds %T", article, f.Type, v)
 	}
 	switch f.Type {
 	case TypeString:
@@ -255,7 +260,7 @@ func outConverter(typ Type) func(any) (any, error) {
 		if len(s) > 40 {
 			s = s[:40] + "..."
 		}
-		return fmt.Errorf("result %s (%s) does not fit a %s field", s, valueName(v), typ)
+		return fmt.Errorf("result %q is %s; the field is %s", s, valueName(v), typ)
 	}
 	switch typ {
 	case TypeString:
