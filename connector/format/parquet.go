@@ -338,7 +338,9 @@ func baseConverter(c *parquet.Column, fl spi.Field) (converter, error) {
 		}
 		return func(v parquet.Value) (any, error) { return string(v.ByteArray()), nil }, nil
 	case spi.TypeBytes:
-		return func(v parquet.Value) (any, error) { return append(make([]byte, 0, len(v.ByteArray())), v.ByteArray()...), nil }, nil
+		return func(v parquet.Value) (any, error) {
+			return append(make([]byte, 0, len(v.ByteArray())), v.ByteArray()...), nil
+		}, nil
 	}
 	return nil, fmt.Errorf("%w: column %q: unsupported type %s", ErrFormat, fl.Name, t)
 }
