@@ -64,8 +64,20 @@ type Webhook struct {
 	MinSeverity string
 }
 
-// String names the webhook without its URL's path, query or secret.
-func (w Webhook) String() string { return w.Name }
+// String names the webhook (its Name, or the default name) without its
+// URL's path, query or secret.
+func (w Webhook) String() string {
+	if w.Name != "" {
+		return w.Name
+	}
+	return defaultWebhookName(w.URL)
+}
+
+// GoString is String, so that %#v does not print the secret either.
+func (w Webhook) GoString() string { return w.String() }
+
+// LogValue is String, so that a Webhook given to slog logs only its name.
+func (w Webhook) LogValue() slog.Value { return slog.StringValue(w.String()) }
 
 // NotifierConfig configures a Notifier.
 type NotifierConfig struct {

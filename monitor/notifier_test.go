@@ -357,11 +357,15 @@ func TestSecretsNeverLogged(t *testing.T) {
 	require.Contains(t, logs.String(), "alert delivery failed")
 	_, err = monitor.NewNotifier(monitor.NotifierConfig{Webhooks: []monitor.Webhook{{URL: "ftp://h/" + pathToken}}}, s)
 	require.Error(t, err)
+	// A webhook printed or logged by mistake shows its name only.
+	log.Info("webhook as a value", slog.Any("webhook", cfg.Webhooks[1]))
+	printed := fmt.Sprintf("%v %+v %#v %s", cfg.Webhooks[0], cfg.Webhooks[1], cfg.Webhooks[1], cfg.Webhooks)
+	require.Contains(t, printed, "127.0.0.1:1-", "the default name: host and a hash")
 	for _, leak := range []string{secret, pathToken, password, queryTok} {
 		require.NotContains(t, logs.String(), leak)
 		require.NotContains(t, got.DeliveryError, leak)
 		require.NotContains(t, err.Error(), leak)
-		require.NotContains(t, fmt.Sprint(cfg.Webhooks[0]), leak)
+		require.NotContains(t, printed, leak)
 	}
 	require.Len(t, rc.got(), 2)
 	require.Equal(t, catalog.AlertCritical, rc.got()[0].payload.Alert.Severity)

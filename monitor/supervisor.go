@@ -99,7 +99,10 @@ type SupervisorStore interface {
 }
 
 // Service is an in-process service: a component's Run. It should return
-// when ctx ends; returning (or panicking) before that counts as dying.
+// when ctx ends; returning (or panicking) before that counts as dying. Only
+// a panic in the goroutine that calls Run is recovered: a panic in a
+// goroutine the service starts itself still ends the process, as in any Go
+// program, so components recover in their own goroutines where they must.
 type Service struct {
 	Name string
 	Run  func(ctx context.Context) error
