@@ -3,8 +3,8 @@ package transform
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/expr-lang/expr/file"
