@@ -27,23 +27,30 @@ type Column struct {
 	Name  string
 	Dest  any
 	Value func() (any, error)
+	// Skip scans the column without putting it in the row (a row id that
+	// only locates bad rows); Value is not called.
+	Skip bool
 }
 
 // ReadBatches scans rows into batches of at most batchSize rows and calls
 // emit with each. The batch, its rows and the rows' value slices are reused
 // after emit returns. A row holding a value its column cannot take goes into
-// Batch.Bad, located by loc(n) where n counts the rows of this read from 0,
-// and naming the column. ReadBatches closes rows and returns how many rows
+// Batch.Bad, located by loc(n) where n counts the rows of this read from 0
+// (loc is called right after the row is scanned, so it may read a Skip
+// column), and naming the column. ReadBatches closes rows and returns how many rows
 // it scanned, good or bad.
 func ReadBatches(ctx context.Context, rows *sql.Rows, cols []Column, batchSize int, loc func(n int64) string, emit func(spi.Batch) error) (int64, error) {
 	defer rows.Close()
 	if batchSize <= 0 {
 		batchSize = BatchSizeDefault
 	}
-	nc := len(cols)
-	dests := make([]any, nc)
+	dests := make([]any, len(cols))
+	nc := 0
 	for i := range cols {
 		dests[i] = cols[i].Dest
+		if !cols[i].Skip {
+			nc++
+		}
 	}
 	// One backing array holds every value of a batch; rows are windows on it.
 	store := make([]any, batchSize*nc)
@@ -67,14 +74,19 @@ func ReadBatches(ctx context.Context, rows *sql.Rows, cols []Column, batchSize i
 		k := len(batch.Rows)
 		row := spi.Row(store[k*nc : (k+1)*nc : (k+1)*nc])
 		good := true
+		j := 0
 		for i := range cols {
+			if cols[i].Skip {
+				continue
+			}
 			v, err := cols[i].Value()
 			if err != nil {
 				batch.Bad = append(batch.Bad, &spi.RowError{Loc: loc(n), Reason: fmt.Sprintf("column %s: %v", cols[i].Name, err)})
 				good = false
 				break
 			}
-			row[i] = v
+			row[j] = v
+			j++
 		}
 		if good {
 			batch.Rows = append(batch.Rows, row)
