@@ -13,9 +13,9 @@
 // a node without the key cannot join.
 //
 // States and events: memberlist tells alive members from dead ones; a node
-// that leaves with Leave is reported "left" (see intent.go for how, since
-// memberlist v0.7.0 hides the distinction), and memberlist does not expose
-// "suspect" at all (see State). The states are the catalog's node states:
+// that leaves with Leave is reported "left" (memberlist v0.7.0 hides that
+// distinction from its callbacks, so Leave announces itself first; see
+// Leave), and memberlist does not expose "suspect" at all (see State). The states are the catalog's node states:
 // alive → catalog.NodeAlive, dead → catalog.NodeDead, left → catalog.NodeLeft
 // (State.CatalogState, Member.CatalogNode).
 //
@@ -73,6 +73,7 @@ type Cluster struct {
 	joined     chan struct{} // closed once the node knows another live member (or has no seeds)
 	joinFailed chan struct{} // closed when JoinRetry.Max attempts failed; joinErr says why
 	joinErr    error
+	joinDone   chan struct{} // closed when the join loop returns
 	stop       chan struct{} // closed by Leave or Shutdown: stops the join loop
 	stopOnce   sync.Once
 	wg         sync.WaitGroup
@@ -103,6 +104,7 @@ func New(cfg Config) (*Cluster, error) {
 		members:    map[string]*record{},
 		joined:     make(chan struct{}),
 		joinFailed: make(chan struct{}),
+		joinDone:   make(chan struct{}),
 		stop:       make(chan struct{}),
 	}
 	md := cfg.meta()
@@ -166,6 +168,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 
 func (c *Cluster) joinLoop(ctx context.Context) {
 	defer c.wg.Done()
+	defer close(c.joinDone)
 	if len(c.cfg.Join) == 0 {
 		close(c.joined)
 		return
@@ -238,7 +241,10 @@ func (c *Cluster) WaitJoined(ctx context.Context) error {
 
 // Leave announces that this node is going, so that the others report it
 // "left" rather than "dead", and waits up to timeout (LeaveTimeoutDefault
-// when not positive) for the announcement to spread. The node keeps
+// when not positive) for the announcement to spread. It sends a leave
+// notice of its own first (to every live member directly, and by gossip),
+// then memberlist's leave; a member that missed the notice reports this
+// node dead, and turns it left if the notice arrives later. The node keeps
 // answering gossip until Shutdown; it cannot rejoin. Calling Leave again
 // does nothing.
 func (c *Cluster) Leave(timeout time.Duration) error {
@@ -255,6 +261,14 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	}
 	deadline := time.Now().Add(timeout)
 	c.stopOnce.Do(func() { close(c.stop) })
+	// Let a join in flight finish, so that the nodes it reaches hear of
+	// the leave too.
+	joinWait := time.NewTimer(timeout / 4)
+	select {
+	case <-c.joinDone:
+	case <-joinWait.C:
+	}
+	joinWait.Stop()
 	li := leaveIntent{Name: c.cfg.NodeName, Started: c.started}
 
 	c.mu.Lock()
@@ -431,11 +445,9 @@ func (c *Cluster) nodeAlive(n *memberlist.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	typ := EventJoin
-	if old := c.members[n.Name]; old != nil && old.m.State == StateAlive {
+	if old := c.members[n.Name]; old != nil && old.m.State == StateAlive && old.started == md.Started {
 		typ = EventUpdate
-		if old.started == md.Started {
-			r.m.Leaving = old.m.Leaving
-		}
+		r.m.Leaving = old.m.Leaving
 	}
 	c.members[n.Name] = r
 	c.events.push(Event{Type: typ, Member: r.m.clone(), At: now})

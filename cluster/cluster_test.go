@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/weirdata/weir/catalog"
@@ -354,7 +356,9 @@ func TestRunLeavesWhenContextEnds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	waitFor(t, 3*time.Second, "rb left", func() bool { return stateOf(a, "rb") == StateLeft })
+	if !assert.Eventually(t, func() bool { return stateOf(a, "rb") == StateLeft }, 3*time.Second, 20*time.Millisecond) {
+		t.Fatalf("ra sees rb %q, want left", stateOf(a, "rb"))
+	}
 	require.Empty(t, a.ServersIn("eu-west"))
 	require.Equal(t, []string{"us-east"}, a.Regions())
 }
@@ -419,4 +423,47 @@ func TestStartOnBusyPortFails(t *testing.T) {
 	require.ErrorContains(t, err, "address already in use")
 	require.ErrorContains(t, c.Start(t.Context()), "address already in use", "a failed Start changed nothing: it may be retried")
 	require.NoError(t, c.Shutdown())
+}
+
+// leaveRecorder records the Node.State memberlist passes to NotifyLeave.
+type leaveRecorder struct{ states chan memberlist.NodeStateType }
+
+func (r leaveRecorder) NotifyJoin(*memberlist.Node)   {}
+func (r leaveRecorder) NotifyUpdate(*memberlist.Node) {}
+func (r leaveRecorder) NotifyLeave(n *memberlist.Node) {
+	select {
+	case r.states <- n.State:
+	default:
+	}
+}
+
+// TestMemberlistHidesLeftState is a canary for the reason leave notices
+// exist: memberlist v0.7.0 passes NotifyLeave a Node whose State is always
+// StateAlive, even for a node that left (hashicorp/memberlist#293). If this
+// fails after an upgrade, memberlist reports StateLeft itself and the
+// notices could go.
+func TestMemberlistHidesLeftState(t *testing.T) {
+	t.Parallel()
+	mk := func(name string, events memberlist.EventDelegate) *memberlist.Memberlist {
+		mc := memberlist.DefaultLocalConfig()
+		mc.Name, mc.BindAddr, mc.BindPort = name, loopbackIP(), 0
+		mc.Events = events
+		mc.Logger = newMemberlistLogger(testLogger())
+		ml, err := memberlist.Create(mc)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = ml.Shutdown() })
+		return ml
+	}
+	rec := leaveRecorder{states: make(chan memberlist.NodeStateType, 1)}
+	a := mk("canary-a", rec)
+	b := mk("canary-b", nil)
+	_, err := b.Join([]string{a.LocalNode().Address()})
+	require.NoError(t, err)
+	require.NoError(t, b.Leave(2*time.Second))
+	select {
+	case s := <-rec.states:
+		require.Equal(t, memberlist.StateAlive, s, "memberlist now reports the left state: simplify nodeGone")
+	case <-time.After(3 * time.Second):
+		t.Fatal("no NotifyLeave")
+	}
 }

@@ -120,6 +120,21 @@ func TestCallbacksLeaveNoticeThenLeave(t *testing.T) {
 	require.Equal(t, catalog.NodeLeft, es[3].Member.CatalogNode().State)
 }
 
+func TestCallbacksQuickRestartIsAJoin(t *testing.T) {
+	c, err := New(validConfig())
+	require.NoError(t, err)
+	d := delegate{c}
+	d.NotifyJoin(fakeNode("w2", 1, 2))
+	d.NotifyMsg(leaveIntent{Name: "w2", Started: 1}.encode())
+	// Restarted before anyone found it dead: memberlist sees new metadata.
+	d.NotifyUpdate(fakeNode("w2", 2, 2))
+	m := member(t, c, "w2")
+	require.Equal(t, StateAlive, m.State)
+	require.False(t, m.Leaving, "the new life has not announced a leave")
+	require.Equal(t, time.Unix(0, 2).UTC(), m.Started)
+	require.Equal(t, []EventType{EventJoin, EventUpdate, EventJoin}, types(drain(c)))
+}
+
 func TestCallbacksIgnoreForeignNodes(t *testing.T) {
 	c, err := New(validConfig())
 	require.NoError(t, err)

@@ -90,7 +90,9 @@ type EventType string
 // Event types. A member that is suspected and then refutes produces no
 // event (see State).
 const (
-	// EventJoin: a member became alive (new, or back from dead or left).
+	// EventJoin: a member became alive: new, back from dead or left, or
+	// restarted under the same name before it was found dead (its
+	// Started changed): any work it held in its previous life is gone.
 	EventJoin EventType = "join"
 	// EventUpdate: an alive member changed its metadata or announced
 	// that it is leaving (Member.Leaving).
