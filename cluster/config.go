@@ -112,7 +112,12 @@ type Config struct {
 	// Profile picks the timing defaults: ProfileLAN or ProfileWAN.
 	Profile string
 	// ProbeInterval, ProbeTimeout, SuspicionMult and GossipInterval
-	// override the profile's values when positive.
+	// override the profile's values when positive. A node that stops
+	// answering is declared dead about SuspicionMult x max(1, log10(nodes))
+	// x ProbeInterval after a probe of it first fails (4 s in a LAN pool of
+	// up to ten nodes), longer (up to six times) while too few other nodes
+	// confirm the suspicion; the tests declare one dead in about a second
+	// with a 200ms probe interval and a multiplier of 3.
 	ProbeInterval  time.Duration
 	ProbeTimeout   time.Duration
 	SuspicionMult  int
