@@ -176,14 +176,15 @@ func (a decimal) mul(b decimal) (decimal, error) {
 	return checkDecimal(decimal{coef: new(big.Int).Mul(a.c(), b.c()), scale: a.scale + b.scale})
 }
 
-// quo divides exactly to divisionScale digits after the point, rounding
-// half away from zero, then drops trailing zeros beyond the larger of the
-// operands' scales: 10.00/4 = 2.50, 1/3 = 0.33333333333333333333.
+// quo divides exactly to divisionScale digits after the point (more when
+// the dividend has more), rounding half away from zero, then drops
+// trailing zeros beyond the dividend's scale: 10.00/4 = 2.50, 1/0.5 = 2,
+// 1/3 = 0.33333333333333333333.
 func (a decimal) quo(b decimal) (decimal, error) {
 	if b.c().Sign() == 0 {
 		return decimal{}, errDivisionByZero
 	}
-	keep := max(a.scale, b.scale)
+	keep := a.scale
 	s := max(keep, divisionScale)
 	// a/b at scale s: a.coef * 10^(s - a.scale + b.scale) / b.coef
 	num := new(big.Int).Mul(a.c(), pow10(s-a.scale+b.scale))

@@ -56,7 +56,7 @@
 // shortest written form, so that 0.1 is exactly 0.1); ** gives a float.
 // Decimals are exact: +, - and * never round; / keeps 20 digits after the
 // point, rounded half away from zero, then drops trailing zeros beyond the
-// operands' scales. Division by zero is an error for every type. date -
+// dividend's scale. Division by zero is an error for every type. date -
 // date is the number of days; timestamp - timestamp is a duration.
 //
 // # NULL
@@ -80,7 +80,8 @@
 // microseconds (%3f milli, %6f micro, %9f nano; after a '.' or ','), %j
 // day of the year, %b %h month abbreviation, %B month name, %a weekday
 // abbreviation, %A weekday name, %z offset (+0100), %:z offset (+01:00),
-// %Z zone abbreviation (formatting only), %F = %Y-%m-%d, %T = %H:%M:%S,
+// %Z zone abbreviation (formatting only; a zone without one gives its
+// offset, as %z), %F = %Y-%m-%d, %T = %H:%M:%S,
 // %% a percent sign. The name "rfc3339" stands for RFC 3339 with optional
 // fractional seconds. When parsing, fractional seconds after %S are
 // accepted even if the layout does not have %f, and %H, %-m, %-d accept

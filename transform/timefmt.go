@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -205,8 +206,12 @@ func (l *layout) strftime(t time.Time) string {
 			b.WriteString(t.Weekday().String())
 		case "j":
 			pad(t.YearDay(), 3)
-		case "z", ":z":
-			_, off := t.Zone()
+		case "z", ":z", "Z":
+			name, off := t.Zone()
+			if d == "Z" && name != "" {
+				b.WriteString(name)
+				break
+			}
 			sign := byte('+')
 			if off < 0 {
 				sign, off = '-', -off
@@ -217,9 +222,6 @@ func (l *layout) strftime(t time.Time) string {
 				b.WriteByte(':')
 			}
 			pad(off%3600/60, 2)
-		case "Z":
-			name, _ := t.Zone()
-			b.WriteString(name)
 		case "f", "6f":
 			pad(t.Nanosecond()/1000, 6)
 		case "3f":
@@ -242,6 +244,9 @@ func (l *layout) strftime(t time.Time) string {
 	}
 	return b.String()
 }
+
+// offsetRE is a fixed offset: +05, +0530, +05:30.
+var offsetRE = regexp.MustCompile(`^[+-](\d\d)(?::?(\d\d))?$`)
 
 var zoneCache sync.Map // string -> *time.Location or error
 
@@ -270,16 +275,14 @@ func parseZone(name string) (*time.Location, error) {
 		return nil, fmt.Errorf("empty time zone")
 	}
 	if name[0] == '+' || name[0] == '-' {
-		s := strings.ReplaceAll(name[1:], ":", "")
-		if len(s) == 2 || len(s) == 4 {
-			h, err1 := strconv.Atoi(s[:2])
-			m := 0
-			var err2 error
-			if len(s) == 4 {
-				m, err2 = strconv.Atoi(s[2:])
+		if m := offsetRE.FindStringSubmatch(name); m != nil {
+			h, _ := strconv.Atoi(m[1])
+			mi := 0
+			if m[2] != "" {
+				mi, _ = strconv.Atoi(m[2])
 			}
-			if err1 == nil && err2 == nil && h <= 23 && m <= 59 {
-				off := h*3600 + m*60
+			if h <= 23 && mi <= 59 {
+				off := h*3600 + mi*60
 				if name[0] == '-' {
 					off = -off
 				}
