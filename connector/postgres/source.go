@@ -467,6 +467,7 @@ type rowSink struct {
 	emit  func(spi.Batch) error
 	label string
 	seen  int64 // rows decoded or refused so far
+	arena arena
 }
 
 func newRowSink(cols []column, size int, emit func(spi.Batch) error, label string) *rowSink {
@@ -487,7 +488,7 @@ func (s *rowSink) add(raw [][]byte) error {
 			row[i] = nil
 			continue
 		}
-		v, err := s.cols[i].dec(b)
+		v, err := s.cols[i].dec(&s.arena, b)
 		if err != nil {
 			s.bad = append(s.bad, &spi.RowError{
 				Loc:    fmt.Sprintf("%s row %d", s.label, s.seen),

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -41,8 +42,43 @@ func fieldType(oid uint32) (t spi.FieldType, native bool) {
 	return spi.TypeString, false
 }
 
-// decoder turns one binary value (never NULL) into a Row value.
-type decoder func(b []byte) (any, error)
+// decoder turns one binary value (never NULL) into a Row value, taking the
+// bytes of strings from a.
+type decoder func(a *arena, b []byte) (any, error)
+
+// arena hands out strings and byte slices carved from shared chunks, so that
+// the strings of a batch cost one allocation per chunk instead of one each.
+// Bytes handed out are never written again: a chunk is only appended to,
+// and a new one replaces it when full.
+type arena struct{ buf []byte }
+
+const (
+	arenaChunk = 64 << 10
+	arenaMax   = arenaChunk / 8 // larger values get their own allocation
+)
+
+func (a *arena) take(b []byte) []byte {
+	if len(b) > arenaMax {
+		return append([]byte(nil), b...)
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return a.buf[start:len(a.buf):len(a.buf)]
+}
+
+func (a *arena) string(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > arenaMax {
+		return string(b)
+	}
+	out := a.take(b)
+	return unsafe.String(&out[0], len(out))
+}
 
 // decoderFor returns the decoder of a type fieldType calls native; text
 // output (of types read through ::text) decodes as a string.
@@ -80,64 +116,65 @@ func decoderFor(oid uint32) decoder {
 
 var errSize = errors.New("value of unexpected size")
 
-func decodeText(b []byte) (any, error) { return string(b), nil }
+func decodeText(a *arena, b []byte) (any, error) { return a.string(b), nil }
 
-func decodeInt2(b []byte) (any, error) {
+func decodeInt2(_ *arena, b []byte) (any, error) {
 	if len(b) != 2 {
 		return nil, errSize
 	}
 	return int64(int16(binary.BigEndian.Uint16(b))), nil
 }
 
-func decodeInt4(b []byte) (any, error) {
+func decodeInt4(_ *arena, b []byte) (any, error) {
 	if len(b) != 4 {
 		return nil, errSize
 	}
 	return int64(int32(binary.BigEndian.Uint32(b))), nil
 }
 
-func decodeInt8(b []byte) (any, error) {
+func decodeInt8(_ *arena, b []byte) (any, error) {
 	if len(b) != 8 {
 		return nil, errSize
 	}
 	return int64(binary.BigEndian.Uint64(b)), nil
 }
 
-func decodeOID(b []byte) (any, error) {
+func decodeOID(_ *arena, b []byte) (any, error) {
 	if len(b) != 4 {
 		return nil, errSize
 	}
 	return int64(binary.BigEndian.Uint32(b)), nil
 }
 
-func decodeFloat4(b []byte) (any, error) {
+func decodeFloat4(_ *arena, b []byte) (any, error) {
 	if len(b) != 4 {
 		return nil, errSize
 	}
 	return float64(math.Float32frombits(binary.BigEndian.Uint32(b))), nil
 }
 
-func decodeFloat8(b []byte) (any, error) {
+func decodeFloat8(_ *arena, b []byte) (any, error) {
 	if len(b) != 8 {
 		return nil, errSize
 	}
 	return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
 }
 
-func decodeBool(b []byte) (any, error) {
+func decodeBool(_ *arena, b []byte) (any, error) {
 	if len(b) != 1 {
 		return nil, errSize
 	}
 	return b[0] != 0, nil
 }
 
-func decodeBytea(b []byte) (any, error) {
-	out := make([]byte, len(b))
-	copy(out, b)
-	return out, nil
+func decodeBytea(a *arena, b []byte) (any, error) {
+	if len(b) == 0 {
+		return []byte{}, nil
+	}
+	return a.take(b), nil
 }
 
-func decodeUUID(b []byte) (any, error) {
+func decodeUUID(a *arena, b []byte) (any, error) {
 	if len(b) != 16 {
 		return nil, errSize
 	}
@@ -151,14 +188,14 @@ func decodeUUID(b []byte) (any, error) {
 	hex.Encode(s[19:23], b[8:10])
 	s[23] = '-'
 	hex.Encode(s[24:], b[10:16])
-	return string(s[:]), nil
+	return a.string(s[:]), nil
 }
 
-func decodeJSONB(b []byte) (any, error) {
+func decodeJSONB(a *arena, b []byte) (any, error) {
 	if len(b) == 0 || b[0] != 1 {
 		return nil, errors.New("unknown jsonb format version")
 	}
-	return string(b[1:]), nil
+	return a.string(b[1:]), nil
 }
 
 // PostgreSQL counts dates and timestamps from 2000-01-01.
@@ -167,7 +204,7 @@ const (
 	pgEpochDays = 10957     // days from 1970-01-01 to 2000-01-01
 )
 
-func decodeDate(b []byte) (any, error) {
+func decodeDate(_ *arena, b []byte) (any, error) {
 	if len(b) != 4 {
 		return nil, errSize
 	}
@@ -178,7 +215,7 @@ func decodeDate(b []byte) (any, error) {
 	return time.Unix((int64(d)+pgEpochDays)*86400, 0).UTC(), nil
 }
 
-func decodeTimestamp(b []byte) (any, error) {
+func decodeTimestamp(_ *arena, b []byte) (any, error) {
 	if len(b) != 8 {
 		return nil, errSize
 	}
@@ -194,8 +231,8 @@ func decodeTimestamp(b []byte) (any, error) {
 	return time.Unix(sec+pgEpochUnix, rem*1000).UTC(), nil
 }
 
-func decodeNumericValue(b []byte) (any, error) {
-	s, err := decodeNumeric(b)
+func decodeNumericValue(a *arena, b []byte) (any, error) {
+	s, err := decodeNumeric(a, b)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +241,7 @@ func decodeNumericValue(b []byte) (any, error) {
 
 // decodeNumeric turns a binary numeric into its canonical text: no
 // exponent, exactly dscale fraction digits, as PostgreSQL prints it.
-func decodeNumeric(b []byte) (string, error) {
+func decodeNumeric(a *arena, b []byte) (string, error) {
 	if len(b) < 8 {
 		return "", errSize
 	}
@@ -230,12 +267,18 @@ func decodeNumeric(b []byte) (string, error) {
 		}
 		return int(binary.BigEndian.Uint16(b[8+2*i:]))
 	}
-	var out []byte
+	var stack [64]byte
+	out := stack[:0]
+	nonzero := false
+	if sign == 0x4000 {
+		out = append(out, '-')
+	}
 	if weight < 0 {
 		out = append(out, '0')
 	} else {
 		for i := 0; i <= weight; i++ {
 			d := digit(i)
+			nonzero = nonzero || d != 0
 			if i == 0 {
 				out = strconv.AppendInt(out, int64(d), 10)
 				continue
@@ -245,9 +288,9 @@ func decodeNumeric(b []byte) (string, error) {
 	}
 	if dscale > 0 {
 		out = append(out, '.')
-		n := 0
-		for i := weight + 1; n < dscale; i++ {
+		for i, n := weight+1, 0; n < dscale; i++ {
 			d := digit(i)
+			nonzero = nonzero || d != 0
 			for _, c := range [4]byte{byte('0' + d/1000), byte('0' + d/100%10), byte('0' + d/10%10), byte('0' + d%10)} {
 				if n < dscale {
 					out = append(out, c)
@@ -256,10 +299,13 @@ func decodeNumeric(b []byte) (string, error) {
 			}
 		}
 	}
-	if sign == 0x4000 && strings.Trim(string(out), "0.") != "" {
-		return "-" + string(out), nil
+	if sign == 0x4000 && !nonzero {
+		out = out[1:] // no negative zero
 	}
-	return string(out), nil
+	if a == nil {
+		return string(out), nil
+	}
+	return a.string(out), nil
 }
 
 // appendNumeric appends the binary numeric of a decimal string ("-12.340",
