@@ -2,6 +2,7 @@ package format_test
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -138,6 +139,17 @@ func TestJSONLSplitAnywhere(t *testing.T) {
 		require.NoError(t, err)
 		return digestAll(t, r, 64)
 	}
+	// A range whose lines are unknown locates its records by byte offset, all of them.
+	start, err := format.AlignStart(bytes.NewReader(data), 5000)
+	require.NoError(t, err)
+	r, err := format.NewReader(bytes.NewReader(data[start:]), schema, o, format.Source{Name: "j", Offset: start})
+	require.NoError(t, err)
+	res := readAll(t, r, 1000)
+	require.NotEmpty(t, res.Locs)
+	for _, l := range res.Locs {
+		require.Contains(t, l, "j@")
+	}
+	require.Equal(t, fmt.Sprintf("j@%d", start), res.Locs[0])
 	// Locations differ (byte offsets where lines are unknown), so compare with a whole read by offsets.
 	whole := rd(0, 0)
 	require.Len(t, whole.Sums, 2000)

@@ -69,7 +69,7 @@ type scanner struct {
 	width        int   // fields per record, for empty lines; 0 = unknown
 	limit        int64 // records starting at or after this absolute offset are not read; <0 none
 	noFields     bool  // find records only
-	line         int64 // line number at buf[pos]
+	line         int64 // line number at buf[pos]; 0 when unknown, and then not counted
 
 	rec     record
 	scratch []byte
@@ -224,7 +224,7 @@ func (s *scanner) begin(start int) {
 // finish sets the record's raw bytes buf[start:end] (end before the "\n",
 // a final "\r" dropped) and moves on to next.
 func (s *scanner) finish(start, end, next int) {
-	if next > end {
+	if next > end && s.line > 0 {
 		s.line += int64(bytes.Count(s.buf[start:next], nl))
 	}
 	s.finishLines(start, end, next)
@@ -252,7 +252,7 @@ func (s *scanner) plain(start, i int) status {
 		end, next = s.end, s.end
 	}
 	s.begin(start)
-	if i >= 0 {
+	if i >= 0 && s.line > 0 {
 		s.line++
 	}
 	line := s.buf[start:end]
@@ -467,7 +467,9 @@ func (s *scanner) tooLong(start int) {
 			}
 		}
 	}
-	s.line++
+	if s.line > 0 {
+		s.line++
+	}
 	s.rec.raw = s.scratch
 	s.rec.data = nil
 }

@@ -5,7 +5,11 @@
 //
 // Files are copied with the kernel's fast path (copy_file_range), staged under
 // <root>/.weir-staging/<run_id>/<attempt>/ and renamed into place on commit.
-// It imports the standard library and connector/spi only.
+//
+// The same Conn reads and writes rows of CSV, JSON Lines and Parquet files
+// (spi.RowSource in rows.go, spi.RowTarget in load.go), with the codecs of
+// connector/format. It imports the standard library, connector/spi and
+// connector/format only.
 package fs
 
 import (
@@ -34,6 +38,7 @@ func Register(r *spi.Registry) { r.Register(Kind, Open) }
 type Conn struct {
 	name string
 	root *os.Root
+	connCache
 }
 
 var (
