@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/weirdata/weir/connector/spi"
@@ -49,10 +50,12 @@ type column struct {
 	name     string
 	oid      uint32 // base type, as the row description reports it
 	ftype    spi.FieldType
-	native   bool   // decoded from binary; else read as ::text
-	nullable bool   //
-	typ      string // the type's quoted name (typeRef): what bound text is cast to
-	dec      decoder
+	native   bool // decoded from binary; else read as ::text
+	nullable bool
+	// precision and scale of a numeric(p,s), 0 when not declared
+	precision, scale int
+	typ              string // the type's quoted name (typeRef): what bound text is cast to
+	dec              decoder
 }
 
 // from returns the FROM item of a full read, aliased q.
@@ -103,7 +106,7 @@ func (s *shape) column(name, role string) (*column, error) {
 func (s *shape) schema() spi.Schema {
 	out := make(spi.Schema, len(s.cols))
 	for i, c := range s.cols {
-		out[i] = spi.Field{Name: c.name, Type: c.ftype, Nullable: c.nullable}
+		out[i] = spi.Field{Name: c.name, Type: c.ftype, Nullable: c.nullable, Precision: c.precision, Scale: c.scale}
 	}
 	return out
 }
@@ -190,6 +193,11 @@ func (c *Conn) describe(ctx context.Context, ds spi.Dataset) (*shape, error) {
 		col := column{name: f.Name, oid: f.DataTypeOID, ftype: ft, native: native, nullable: true, dec: decodeText}
 		if native {
 			col.dec = decoderFor(f.DataTypeOID)
+		}
+		if f.DataTypeOID == pgtype.NumericOID && f.TypeModifier >= 4 {
+			// numeric(p,s): typmod - 4 holds p above bit 16, s in 11 signed bits.
+			m := f.TypeModifier - 4
+			col.precision, col.scale = int(m>>16&0xffff), int((m&0x7ff)^1024)-1024
 		}
 		if s.query == "" && notNull[f.TableAttributeNumber] {
 			col.nullable = false

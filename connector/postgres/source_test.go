@@ -105,6 +105,14 @@ func TestQuerySource(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "1982-09-27", w)
 
+	schema, err = c.Describe(ctx, spi.Dataset{Query: "SELECT 120::numeric(5,-2) AS a, 1.5::numeric(4,3) AS b, 2::numeric AS c"})
+	require.NoError(t, err)
+	require.Equal(t, spi.Schema{
+		{Name: "a", Type: spi.TypeDecimal, Nullable: true, Precision: 5, Scale: -2},
+		{Name: "b", Type: spi.TypeDecimal, Nullable: true, Precision: 4, Scale: 3},
+		{Name: "c", Type: spi.TypeDecimal, Nullable: true},
+	}, schema)
+
 	refused := []struct{ q, want string }{
 		{"DELETE FROM people", "it starts with DELETE"},
 		{"SELECT 1; DROP TABLE people", "more than one statement"},

@@ -57,6 +57,8 @@ func TestRoundTripEveryType(t *testing.T) {
 		"ts": spi.TypeTimestamp, "tstz": spi.TypeTimestamp, "by": spi.TypeBytes, "iv": spi.TypeString,
 		"arr": spi.TypeString, "ip": spi.TypeString, "m": spi.TypeString,
 	}, types)
+	require.Equal(t, spi.Field{Name: "n2", Type: spi.TypeDecimal, Nullable: true, Precision: 30, Scale: 9}, schema[7])
+	require.Equal(t, spi.Field{Name: "n", Type: spi.TypeDecimal, Nullable: true}, schema[6])
 	require.False(t, schema[0].Nullable)
 	require.True(t, schema[1].Nullable)
 
