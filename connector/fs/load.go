@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/weirdata/weir/connector/format"
@@ -521,7 +522,7 @@ func (l *load) takeIntent(files []string) error {
 				continue // replaced by this attempt's file of the same name
 			}
 			if p, err := spi.CleanPath(f.Path); err == nil && !reservedPath(p) {
-				if err := l.c.root.Remove(p); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+				if err := l.c.root.Remove(p); err != nil && !gone(err) {
 					return l.c.fail("commit", p, fmt.Errorf("roll back attempt %d: %w", m.Attempt, err))
 				}
 			}
@@ -590,7 +591,7 @@ func (l *load) Abort(_ context.Context) error {
 	var errs []error
 	if pending {
 		for _, f := range intent {
-			if err := l.c.root.Remove(f); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			if err := l.c.root.Remove(f); err != nil && !gone(err) {
 				errs = append(errs, l.c.fail("abort", f, err))
 			}
 		}
@@ -629,6 +630,11 @@ func (c *Conn) createExclusive(name string, data []byte) error {
 		return err
 	}
 	return c.syncDir(dir)
+}
+
+// gone tells whether a removal failed because there was nothing to remove.
+func gone(err error) bool {
+	return errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 func randomHex() string {
