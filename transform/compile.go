@@ -36,7 +36,8 @@ type Program struct {
 	// variables use; source field j is read from slot base+j.
 	base int
 	// filterRefs and fieldRefs are the source fields the filter and the
-	// other expressions read (fieldRefs without those of the filter).
+	// other expressions read (fieldRefs without those of the filter) that
+	// must be put in slots before they run.
 	filterRefs, fieldRefs []int
 	// in converts source field j's row value to its expression value.
 	in []func(any) (any, error)
@@ -67,6 +68,7 @@ const (
 
 type fieldProgram struct {
 	name  string
+	typ   Type
 	kind  fieldKind
 	src   int
 	value any
@@ -178,7 +180,7 @@ func compile(spec Spec, vmOnly bool) (prog *Program, err error) {
 	}
 	for _, fs := range spec.Fields {
 		p.output = append(p.output, Field{Name: fs.Name, Type: fs.Type})
-		fp := fieldProgram{name: fs.Name, out: outConverter(fs.Type)}
+		fp := fieldProgram{name: fs.Name, typ: fs.Type, out: outConverter(fs.Type)}
 		ep, node, refs, err := c.compileExpr(fs.Expr, fs.Name, false, fs.Type)
 		if err != nil {
 			c.errs = append(c.errs, err)
@@ -253,11 +255,29 @@ func compile(spec Spec, vmOnly bool) (prog *Program, err error) {
 			return nil, err
 		}
 	}
+	// Closures read fields from the row itself, except decimals and dates,
+	// which are converted into slots; the VM reads every field from a slot.
+	onVM := p.filter != nil && p.filter.eval == nil
+	for _, f := range p.fields {
+		onVM = onVM || (f.kind == fieldExpr && f.expr.eval == nil)
+	}
+	if !onVM {
+		converted := func(refs []int) []int {
+			var out []int
+			for _, j := range refs {
+				if t := spec.Source[j].Type; t == TypeDecimal || t == TypeDate {
+					out = append(out, j)
+				}
+			}
+			return out
+		}
+		p.filterRefs, p.fieldRefs = converted(p.filterRefs), converted(p.fieldRefs)
+	}
 	p.in = make([]func(any) (any, error), len(spec.Source))
 	p.zeroCopy = p.base == 0
 	for j := range used {
-		p.in[j] = inConverter(spec.Source[j])
 		if t := spec.Source[j].Type; t == TypeDecimal || t == TypeDate {
+			p.in[j] = inConverter(spec.Source[j])
 			p.zeroCopy = false
 		}
 	}

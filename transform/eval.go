@@ -18,7 +18,8 @@ import (
 
 // evalState is what a closure tree reads while it runs.
 type evalState struct {
-	src  []any // the source fields' expression values, by index
+	src  []any // the source row
+	conv []any // the converted values of decimal and date source fields
 	vars []any // the expression's variables (let, inlined functions)
 }
 
@@ -66,6 +67,9 @@ func (b *closureBuilder) build(n ast.Node, vs *varScope) (evalFunc, bool) {
 		j := b.c.sourceOf(x.Value)
 		if j < 0 {
 			return nil, false
+		}
+		if t := b.c.spec.Source[j].Type; t == TypeDecimal || t == TypeDate {
+			return func(st *evalState) (any, error) { return st.conv[j], nil }, true
 		}
 		return func(st *evalState) (any, error) { return st.src[j], nil }, true
 	case *ast.CallNode:

@@ -93,7 +93,10 @@ func eval(t *testing.T, spec Spec, row []any) (out []any, keep bool, err error) 
 		results[k].out, results[k].keep, results[k].err = o, kp, aerr
 	}
 	a, b := results[0], results[1]
-	if (a.err == nil) != (b.err == nil) || (a.err != nil && a.err.Error() != b.err.Error()) {
+	// With values of the wrong Go type (a connector's bug), the two may
+	// fail in different places.
+	sameReason := rowTypesOK(spec.Source, row)
+	if (a.err == nil) != (b.err == nil) || (a.err != nil && sameReason && a.err.Error() != b.err.Error()) {
 		t.Fatalf("closures and VM disagree on the error:\n closures: %v\n VM:       %v", a.err, b.err)
 	}
 	if a.keep != b.keep || (a.err == nil && !sameValues(a.out, b.out)) {
@@ -147,4 +150,20 @@ func requireRowError(t *testing.T, err error, field, reason string) *RowError {
 		t.Fatalf("RowError reason %q does not contain %q", re.Reason, reason)
 	}
 	return re
+}
+
+// rowTypesOK tells whether every value of row has its field's Go type.
+func rowTypesOK(src []Field, row []any) bool {
+	for i, f := range src {
+		if row[i] == nil {
+			continue
+		}
+		if _, err := inConverter(f)(row[i]); err != nil {
+			return false
+		}
+		if f.Type == TypeDecimal {
+			continue
+		}
+	}
+	return true
 }

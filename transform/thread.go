@@ -46,7 +46,9 @@ func (p *Program) NewThread() *Thread {
 // output field, receives the output values. keep is false when the filter
 // drops the row (out is then unspecified). A failure of the row (a bad
 // value, a division by zero, a result that does not fit its field) is a
-// *RowError. The caller may reuse in and out from row to row: values are
+// *RowError. Each value of in must have its field's Go type (a value of
+// another type fails the functions that meet it, and is copied as it is
+// by a field that copies it). The caller may reuse in and out from row to row: values are
 // placed in out as they are (a copied string or byte slice shares its
 // memory with in), and Apply holds on to neither.
 func (t *Thread) Apply(in []any, out []any) (keep bool, err error) {
@@ -71,7 +73,7 @@ func (t *Thread) Apply(in []any, out []any) (keep bool, err error) {
 		vars = in
 	}
 	t.vm.Variables = vars
-	t.state.src = vars[p.base:]
+	t.state.src, t.state.conv = in, vars[p.base:]
 	if p.filter != nil {
 		if !p.zeroCopy {
 			if err := t.load(in, p.filterRefs); err != nil {
@@ -109,13 +111,37 @@ func (t *Thread) Apply(in []any, out []any) (keep bool, err error) {
 			if err != nil {
 				return false, runError(err, f.expr, f.name, false)
 			}
-			if v, err = f.out(v); err != nil {
-				return false, &RowError{Field: f.name, Reason: err.Error()}
+			if !f.fits(v) {
+				if v, err = f.out(v); err != nil {
+					return false, &RowError{Field: f.name, Reason: err.Error()}
+				}
 			}
 			out[i] = v
 		}
 	}
 	return true, nil
+}
+
+// fits tells whether v is already a row value of the field's type, which
+// is the common case: then no conversion is needed.
+func (f *fieldProgram) fits(v any) bool {
+	switch v.(type) {
+	case nil:
+		return true
+	case string:
+		return f.typ == TypeString
+	case int64:
+		return f.typ == TypeInt
+	case float64:
+		return f.typ == TypeFloat
+	case bool:
+		return f.typ == TypeBool
+	case time.Time:
+		return f.typ == TypeTimestamp
+	case []byte:
+		return f.typ == TypeBytes
+	}
+	return false
 }
 
 func (t *Thread) run(ep *exprProgram) (any, error) {
@@ -125,17 +151,31 @@ func (t *Thread) run(ep *exprProgram) (any, error) {
 	return t.vm.Run(ep.prog, nil)
 }
 
-// load converts the source fields refs into their VM slots.
+// load puts the source fields refs into their slots, converting decimals
+// and dates to their expression values. Other values are not checked: a
+// value of the wrong Go type fails in the functions that meet it.
 func (t *Thread) load(in []any, refs []int) error {
 	base := t.p.base
 	for _, j := range refs {
-		v, err := t.p.in[j](in[j])
-		if err != nil {
-			return &RowError{Reason: fmt.Sprintf("source field %q: %v", t.p.source[j].Name, err)}
+		v := in[j]
+		if conv := t.p.in[j]; conv != nil && v != nil {
+			var err error
+			if v, err = conv(v); err != nil {
+				return &RowError{Reason: fmt.Sprintf("source field %q: %v", t.p.source[j].Name, err)}
+			}
 		}
 		t.vars[base+j] = v
 	}
 	return nil
+}
+
+// toDate is the date of a date field's value: 00:00 UTC of its day
+// (connectors give exactly that; another time counts by its own zone).
+func toDate(t time.Time) date {
+	if t.Location() == time.UTC && t.Unix()%86400 == 0 && t.Nanosecond() == 0 {
+		return makeDate(t)
+	}
+	return dateIn(t)
 }
 
 // runError turns a VM error into a RowError with the position of the
@@ -229,7 +269,7 @@ func inConverter(f Field) func(any) (any, error) {
 			case nil:
 				return nil, nil
 			case time.Time:
-				return dateIn(x), nil
+				return toDate(x), nil
 			}
 			return nil, want(v)
 		}
