@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -330,9 +331,10 @@ type RollupParams struct {
 
 // RollupResult tells what Rollup wrote.
 type RollupResult struct {
-	Minutes   int // minute rollups written
-	Hours     int // hour rollups written
-	Baselines int // hour-of-week baseline cells updated
+	Minutes int // minute rollups written
+	Hours   int // hour rollups written
+	// BaselineHours are the hours of the week whose baseline cells changed, ascending.
+	BaselineHours []int
 	// RolledThrough: the node's minute rollups and baselines now cover every
 	// raw sample before it (zero when the node has no samples yet).
 	RolledThrough time.Time
@@ -355,15 +357,24 @@ func (s *Store) Rollup(ctx context.Context, p RollupParams) (RollupResult, error
 	to := p.Through.UTC().Truncate(time.Minute)
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		res = RollupResult{}
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&HostRollupState{NodeID: p.NodeID}).Error; err != nil {
-			return err
-		}
-		q := tx.Where("node_id = ?", p.NodeID)
-		if s.dialect == DialectPostgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		lockState := func(st *HostRollupState) error {
+			q := tx.Where("node_id = ?", p.NodeID)
+			if s.dialect == DialectPostgres {
+				q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+			}
+			return q.Take(st).Error
 		}
 		var st HostRollupState
-		if err := q.First(&st).Error; err != nil {
+		err := lockState(&st)
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			// The node's first rollup: create its state row (a concurrent
+			// creator wins harmlessly), then lock it.
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&HostRollupState{NodeID: p.NodeID}).Error; err != nil {
+				return err
+			}
+			err = lockState(&st)
+		}
+		if err != nil {
 			return err
 		}
 		var from time.Time
@@ -373,7 +384,7 @@ func (s *Store) Rollup(ctx context.Context, p RollupParams) (RollupResult, error
 		} else {
 			var first HostSample
 			err := tx.Select("at").Where("node_id = ?", p.NodeID).Order("at").Limit(1).Take(&first).Error
-			if err == gorm.ErrRecordNotFound {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return nil
 			}
 			if err != nil {
@@ -382,6 +393,7 @@ func (s *Store) Rollup(ctx context.Context, p RollupParams) (RollupResult, error
 			from = first.At.UTC().Truncate(time.Minute)
 		}
 		if !to.After(from) {
+			res.RolledThrough = from // nothing before from is left to roll up
 			return nil
 		}
 		minutes, err := s.rollupMinutes(tx, p.NodeID, from, to)
@@ -389,7 +401,7 @@ func (s *Store) Rollup(ctx context.Context, p RollupParams) (RollupResult, error
 			return err
 		}
 		res.Minutes = len(minutes)
-		if res.Baselines, err = s.mergeBaselines(tx, p.NodeID, minutes); err != nil {
+		if res.BaselineHours, err = s.mergeBaselines(tx, p.NodeID, minutes); err != nil {
 			return err
 		}
 		hFrom := from.Truncate(time.Hour)
@@ -473,10 +485,10 @@ func upsertRollups(tx *gorm.DB, rs []HostRollup) error {
 }
 
 // mergeBaselines merges minute rollups into the node's hour-of-week cells
-// and returns how many cells changed.
-func (s *Store) mergeBaselines(tx *gorm.DB, nodeID string, minutes []HostRollup) (int, error) {
+// and returns the hours of the cells that changed.
+func (s *Store) mergeBaselines(tx *gorm.DB, nodeID string, minutes []HostRollup) ([]int, error) {
 	if len(minutes) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	add := map[int]map[string]MetricAgg{}
 	for _, m := range minutes {
@@ -495,7 +507,7 @@ func (s *Store) mergeBaselines(tx *gorm.DB, nodeID string, minutes []HostRollup)
 	sort.Ints(hours)
 	var existing []HostBaseline
 	if err := tx.Where("node_id = ? AND hour_of_week IN ?", nodeID, hours).Find(&existing).Error; err != nil {
-		return 0, err
+		return nil, err
 	}
 	cells := map[int]map[string]MetricAgg{}
 	for _, b := range existing {
@@ -517,7 +529,7 @@ func (s *Store) mergeBaselines(tx *gorm.DB, nodeID string, minutes []HostRollup)
 		Columns:   []clause.Column{{Name: "node_id"}, {Name: "hour_of_week"}},
 		DoUpdates: clause.AssignmentColumns([]string{"metrics", "updated_at"}),
 	}).Create(&rows).Error
-	return len(rows), err
+	return hours, err
 }
 
 // GetBaseline returns a node's baseline for one hour of the week (0-167), or ErrNotFound.
@@ -531,6 +543,25 @@ func (s *Store) GetBaseline(ctx context.Context, nodeID string, hourOfWeek int) 
 		return nil, fmt.Errorf("get baseline of %s for hour %d of the week: %w", nodeID, hourOfWeek, err)
 	}
 	return &b, nil
+}
+
+// ListBaselines returns a node's baseline cells for the given hours of the
+// week (every cell when none is given), by hour.
+func (s *Store) ListBaselines(ctx context.Context, nodeID string, hoursOfWeek ...int) ([]HostBaseline, error) {
+	q := s.db.WithContext(ctx).Where("node_id = ?", nodeID).Order("hour_of_week")
+	if len(hoursOfWeek) > 0 {
+		for _, h := range hoursOfWeek {
+			if h < 0 || h >= HoursPerWeek {
+				return nil, Invalid("hour_of_week", "must be 0-%d, got %d", HoursPerWeek-1, h)
+			}
+		}
+		q = q.Where("hour_of_week IN ?", hoursOfWeek)
+	}
+	var out []HostBaseline
+	if err := q.Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list baselines of %s: %w", nodeID, err)
+	}
+	return out, nil
 }
 
 // PruneParams says what Prune deletes.

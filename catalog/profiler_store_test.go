@@ -187,7 +187,7 @@ func TestRollupMinutesHoursBaselines(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 30, res.Minutes)
 		require.Equal(t, 0, res.Hours, "10:00-11:00 has not ended")
-		require.Equal(t, 1, res.Baselines)
+		require.Equal(t, []int{34}, res.BaselineHours)
 		require.True(t, res.RolledThrough.Equal(hostT0.Add(30*time.Minute)))
 
 		mins, err := s.ListRollups(ctx, "w1", catalog.RollupMinute, hostT0, hostT0.Add(2*time.Hour))
@@ -209,14 +209,14 @@ func TestRollupMinutesHoursBaselines(t *testing.T) {
 		res, err = s.Rollup(ctx, catalog.RollupParams{NodeID: "w1", Through: hostT0.Add(30*time.Minute + 50*time.Second)})
 		require.NoError(t, err)
 		require.Equal(t, 0, res.Minutes)
-		require.Equal(t, 0, res.Baselines)
+		require.Empty(t, res.BaselineHours)
 
 		// Through 11:05: the rest, and the hour 10:00 ends.
 		res, err = s.Rollup(ctx, catalog.RollupParams{NodeID: "w1", Through: hostT0.Add(65 * time.Minute)})
 		require.NoError(t, err)
 		require.Equal(t, 35, res.Minutes)
 		require.Equal(t, 1, res.Hours)
-		require.Equal(t, 2, res.Baselines, "minutes of 10:xx and 11:xx")
+		require.Equal(t, []int{34, 35}, res.BaselineHours, "minutes of 10:xx and 11:xx")
 		hours, err := s.ListRollups(ctx, "w1", catalog.RollupHour, hostT0, hostT0.Add(3*time.Hour))
 		require.NoError(t, err)
 		require.Len(t, hours, 1)
@@ -247,6 +247,17 @@ func TestRollupMinutesHoursBaselines(t *testing.T) {
 		require.ErrorIs(t, err, catalog.ErrNotFound)
 		_, err = s.GetBaseline(ctx, "w1", 168)
 		var ve *catalog.ValidationError
+		require.ErrorAs(t, err, &ve)
+		cells, err := s.ListBaselines(ctx, "w1")
+		require.NoError(t, err)
+		require.Len(t, cells, 2)
+		require.Equal(t, 34, cells[0].HourOfWeek)
+		require.Equal(t, b.Metrics.V, cells[0].Metrics.V)
+		cells, err = s.ListBaselines(ctx, "w1", 35, 99)
+		require.NoError(t, err)
+		require.Len(t, cells, 1)
+		require.Equal(t, 35, cells[0].HourOfWeek)
+		_, err = s.ListBaselines(ctx, "w1", -1)
 		require.ErrorAs(t, err, &ve)
 
 		// A week later the same hour of week grows the same cell, incrementally.

@@ -18,7 +18,7 @@ type Store interface {
 	InsertSamples(ctx context.Context, samples []catalog.HostSample) error
 	Rollup(ctx context.Context, p catalog.RollupParams) (catalog.RollupResult, error)
 	Prune(ctx context.Context, p catalog.PruneParams) (catalog.PruneResult, error)
-	GetBaseline(ctx context.Context, nodeID string, hourOfWeek int) (*catalog.HostBaseline, error)
+	ListBaselines(ctx context.Context, nodeID string, hoursOfWeek ...int) ([]catalog.HostBaseline, error)
 }
 
 // Defaults of Config.
@@ -162,13 +162,14 @@ type Profiler struct {
 	latest Sample
 
 	// Owned by the Run goroutine (or a test driving step).
-	buf           []catalog.HostSample
-	lastAt        time.Time
-	baseline      map[string]catalog.MetricAgg
-	baselineHour  int // hour of week of baseline; -1 when it must be read again
-	rolledThrough time.Time
-	lastPrune     time.Time
-	lastProblem   string
+	buf             []catalog.HostSample
+	lastAt          time.Time
+	baselines       map[int]map[string]catalog.MetricAgg // hour of week -> metric -> aggregate
+	baselinesLoaded bool
+	staleHours      []int // cells a rollup changed, to read again
+	rolledThrough   time.Time
+	lastPrune       time.Time
+	lastProblem     string
 }
 
 // New returns a Profiler of cfg.NodeID that measures with sampler and
@@ -181,7 +182,7 @@ func New(cfg Config, store Store, sampler Sampler) (*Profiler, error) {
 	if store == nil || sampler == nil {
 		return nil, errors.New("new profiler: a store and a sampler are required")
 	}
-	return &Profiler{cfg: cfg, store: store, sampler: sampler, baselineHour: -1,
+	return &Profiler{cfg: cfg, store: store, sampler: sampler, baselines: map[int]map[string]catalog.MetricAgg{},
 		log: cfg.Logger.With(slog.String("node_id", cfg.NodeID))}, nil
 }
 
@@ -240,8 +241,8 @@ func (p *Profiler) step(ctx context.Context, now time.Time) {
 	p.lastAt = at
 	s.NodeID, s.Region, s.At = p.cfg.NodeID, p.cfg.Region, at
 	m := s.Metrics()
-	p.loadBaseline(ctx, catalog.HourOfWeek(at))
-	s.Deviations = Deviations(m, p.baseline, p.cfg.MinBaselineSamples)
+	p.loadBaselines(ctx)
+	s.Deviations = Deviations(m, p.baselines[catalog.HourOfWeek(at)], p.cfg.MinBaselineSamples)
 
 	p.mu.Lock()
 	p.latest = s
@@ -288,9 +289,7 @@ func (p *Profiler) flush(ctx context.Context, now time.Time) {
 			p.log.Warn("profiler: roll up samples", slog.Any("error", err))
 		} else {
 			p.rolledThrough = res.RolledThrough
-			if res.Baselines > 0 {
-				p.baselineHour = -1 // read the grown baseline again
-			}
+			p.staleHours = append(p.staleHours, res.BaselineHours...)
 		}
 	}
 	if now.Sub(p.lastPrune) >= p.cfg.PruneEvery {
@@ -304,21 +303,25 @@ func (p *Profiler) flush(ctx context.Context, now time.Time) {
 	}
 }
 
-// loadBaseline makes p.baseline the node's baseline for hour of week h.
-func (p *Profiler) loadBaseline(ctx context.Context, h int) {
-	if h == p.baselineHour {
+// loadBaselines keeps p.baselines equal to the node's baseline cells in the
+// catalog: all of them once, then those a rollup changed. One read per
+// rollup, none per sample; a failed read is tried again next sample.
+func (p *Profiler) loadBaselines(ctx context.Context) {
+	if p.baselinesLoaded && len(p.staleHours) == 0 {
 		return
 	}
-	b, err := p.store.GetBaseline(ctx, p.cfg.NodeID, h)
-	switch {
-	case errors.Is(err, catalog.ErrNotFound):
-		p.baseline = nil
-	case err != nil:
-		p.log.Warn("profiler: read baseline", slog.Int("hour_of_week", h), slog.Any("error", err))
-		p.baseline = nil
-		return // try again next sample
-	default:
-		p.baseline = b.Metrics.V
+	var hours []int
+	if p.baselinesLoaded {
+		hours = p.staleHours
 	}
-	p.baselineHour = h
+	cells, err := p.store.ListBaselines(ctx, p.cfg.NodeID, hours...)
+	if err != nil {
+		p.log.Warn("profiler: read baselines", slog.Any("error", err))
+		return
+	}
+	for _, c := range cells {
+		p.baselines[c.HourOfWeek] = c.Metrics.V
+	}
+	p.baselinesLoaded = true
+	p.staleHours = nil
 }
