@@ -335,12 +335,24 @@ func argRegexp(fn string, args []any, i int) (*regexp.Regexp, error) {
 	return nil, typeErr(fn, i, "string", args[i])
 }
 
+var regexpCache cache // string -> *compiledRegexp or error
+
 func compileRegexp(s string) (*compiledRegexp, error) {
+	if v, ok := regexpCache.load(s); ok {
+		if re, ok := v.(*compiledRegexp); ok {
+			return re, nil
+		}
+		return nil, v.(error)
+	}
 	re, err := regexp.Compile(s)
 	if err != nil {
-		return nil, fmt.Errorf("bad regular expression %q: %s", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		err = fmt.Errorf("bad regular expression %q: %s", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		regexpCache.store(s, err)
+		return nil, err
 	}
-	return &compiledRegexp{re}, nil
+	c := &compiledRegexp{re}
+	regexpCache.store(s, c)
+	return c, nil
 }
 
 // anyNil tells whether one of the first n arguments (all when n < 0) is NULL.

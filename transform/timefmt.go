@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // zones work on hosts without a zoneinfo database
 )
@@ -47,23 +48,39 @@ var directives = map[string]string{
 // seconds ("2024-03-10T14:30:00.5+01:00", "2024-03-10T13:30:00Z").
 const layoutRFC3339 = "rfc3339"
 
-var layoutCache sync.Map // string -> *layout or error
+// cache remembers compiled layouts and loaded zones given as text at run
+// time; it stops growing at cacheMax entries, so that text read from data
+// cannot exhaust memory.
+type cache struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+const cacheMax = 4096
+
+func (c *cache) load(key string) (any, bool) { return c.m.Load(key) }
+
+func (c *cache) store(key string, v any) {
+	if len(key) <= 200 && c.n.Add(1) <= cacheMax {
+		c.m.Store(key, v)
+	}
+}
+
+var layoutCache cache // string -> *layout or error
 
 // compileLayout translates a strftime layout, caching the result.
 func compileLayout(s string) (*layout, error) {
-	if v, ok := layoutCache.Load(s); ok {
+	if v, ok := layoutCache.load(s); ok {
 		if l, ok := v.(*layout); ok {
 			return l, nil
 		}
 		return nil, v.(error)
 	}
 	l, err := translateLayout(s)
-	if len(s) <= 200 {
-		if err != nil {
-			layoutCache.Store(s, err)
-		} else {
-			layoutCache.Store(s, l)
-		}
+	if err != nil {
+		layoutCache.store(s, err)
+	} else {
+		layoutCache.store(s, l)
 	}
 	return l, err
 }
@@ -248,24 +265,22 @@ func (l *layout) strftime(t time.Time) string {
 // offsetRE is a fixed offset: +05, +0530, +05:30.
 var offsetRE = regexp.MustCompile(`^[+-](\d\d)(?::?(\d\d))?$`)
 
-var zoneCache sync.Map // string -> *time.Location or error
+var zoneCache cache // string -> *time.Location or error
 
 // loadZone loads an IANA zone ("Europe/Paris", "UTC") or a fixed offset
 // ("+05:30", "-0800"), caching the result.
 func loadZone(name string) (*time.Location, error) {
-	if v, ok := zoneCache.Load(name); ok {
+	if v, ok := zoneCache.load(name); ok {
 		if l, ok := v.(*time.Location); ok {
 			return l, nil
 		}
 		return nil, v.(error)
 	}
 	loc, err := parseZone(name)
-	if len(name) <= 100 {
-		if err != nil {
-			zoneCache.Store(name, err)
-		} else {
-			zoneCache.Store(name, loc)
-		}
+	if err != nil {
+		zoneCache.store(name, err)
+	} else {
+		zoneCache.store(name, loc)
 	}
 	return loc, err
 }
