@@ -123,3 +123,26 @@ func BenchmarkCSV(b *testing.B) {
 		report(b)
 	})
 }
+
+// BenchmarkCSVBoundaries measures the planning pass that finds record
+// boundaries in a CSV file to split it, against bytes.Count of its
+// newlines (the least any scan must do).
+func BenchmarkCSVBoundaries(b *testing.B) {
+	data := benchCSV(b, 200_000)
+	o, _ := format.ParseOptions("csv", nil)
+	cuts := []int64{0, int64(len(data)) / 4, int64(len(data)) / 2, int64(len(data)) * 3 / 4}
+	b.Run("boundaries", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := format.CSVBoundaries(bytes.NewReader(data), o, cuts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bytes.Count", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			_ = bytes.Count(data, []byte{'\n'})
+		}
+	})
+}

@@ -99,6 +99,9 @@ func (j *jsonlReader) rowError(rec *record, why string) *spi.RowError {
 
 // decode fills row from one JSON object, or says why it cannot.
 func (j *jsonlReader) decode(line []byte, row spi.Row) string {
+	if t := bytes.TrimLeft(line, " \t"); len(t) == 0 || t[0] != '{' {
+		return "not a JSON object"
+	}
 	clear(j.m)
 	if err := json.Unmarshal(line, &j.m); err != nil {
 		var te *json.UnmarshalTypeError

@@ -67,10 +67,11 @@ func TestJSONLValues(t *testing.T) {
 {"n":99999999999999999999}
 {"b":"maybe"}
 {"ts":12}
+null
 {"n":2}
 `, schema)
 	require.Len(t, res.Rows, 1)
-	require.Equal(t, "f.jsonl:8", res.Locs[0])
+	require.Equal(t, "f.jsonl:9", res.Locs[0])
 	var reasons []string
 	for _, b := range res.Bad {
 		reasons = append(reasons, b.Loc+" "+b.Reason)
@@ -83,6 +84,7 @@ func TestJSONLValues(t *testing.T) {
 		`f.jsonl:5 field "n": "99999999999999999999" is not an int`,
 		`f.jsonl:6 field "b": "maybe" is not a bool`,
 		`f.jsonl:7 field "ts": a JSON number is not a timestamp`,
+		`f.jsonl:8 not a JSON object`,
 	}, reasons)
 	require.Equal(t, `{"n":1,`, string(res.Bad[3].Raw))
 }

@@ -22,9 +22,11 @@ import (
 //     or forwards from an arbitrary offset can be fooled either way). So
 //     the file is parsed once from its first byte with the reader's own
 //     rules (CSVBoundaries), and the cuts are moved to true record starts,
-//     with their line numbers. The pass runs at plan time, at the speed of
-//     a memory scan for lines without quotes; it is what makes one big CSV
-//     file usable by every thread whatever its quoting.
+//     with their line numbers. The pass runs at plan time (1.3 GB/s on a
+//     file in the page cache, BenchmarkCSVBoundaries, against 9 GB/s for
+//     merely counting its newlines); it is what makes one big CSV file
+//     usable by every thread whatever its quoting. Option split=lines
+//     skips it for files known to hold no quoted line breaks.
 
 // Boundary is a record start found by CSVBoundaries.
 type Boundary struct {

@@ -106,7 +106,7 @@ func splitRead(t testing.TB, data []byte, o format.Options, cuts []int64) digest
 func TestCSVSplitProperty(t *testing.T) {
 	size := 50 << 20
 	rounds := 4
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		size, rounds = 4<<20, 3
 	}
 	rng := rand.New(rand.NewPCG(3, 3))

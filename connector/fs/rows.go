@@ -314,7 +314,7 @@ func (c *Conn) Partitions(ctx context.Context, ds spi.Dataset, maxParts int) ([]
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ps, err := c.filePieces(f, o, chunk)
+		ps, err := c.filePieces(ctx, f, o, chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -324,7 +324,7 @@ func (c *Conn) Partitions(ctx context.Context, ds spi.Dataset, maxParts int) ([]
 }
 
 // filePieces cuts one file into pieces of about chunk bytes where it can.
-func (c *Conn) filePieces(f spi.File, o format.Options, chunk int64) ([]piece, error) {
+func (c *Conn) filePieces(ctx context.Context, f spi.File, o format.Options, chunk int64) ([]piece, error) {
 	if o.Format == format.Parquet {
 		var out []piece
 		err := c.withParquet(f, func(pf *format.ParquetFile) error {
@@ -356,7 +356,7 @@ func (c *Conn) filePieces(f spi.File, o format.Options, chunk int64) ([]piece, e
 	starts := make([]piece, 0, k)
 	var records int64 // CSV: the file's records, counted by the scan
 	if o.Format == format.CSV && o.Split == format.SplitAuto {
-		bs, err := format.CSVBoundaries(file, o, append(cuts, f.Size))
+		bs, err := format.CSVBoundaries(ctxReader{ctx, file}, o, append(cuts, f.Size))
 		if err != nil {
 			return nil, c.fail("partition", f.Path, err)
 		}

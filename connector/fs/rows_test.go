@@ -190,7 +190,10 @@ func TestReadManyFiles(t *testing.T) {
 // and every bad record exactly once, with true line numbers.
 func TestSplitLargeCSV(t *testing.T) {
 	root := t.TempDir()
-	const n = 60000
+	n, rounds := 60000, 4
+	if testing.Short() || raceEnabled {
+		n, rounds = 15000, 2
+	}
 	data := tradesCSV(0, n, 997)
 	tree(t, root, map[string]string{"big.csv": data})
 	c := openFS(t, root)
@@ -205,7 +208,7 @@ func TestSplitLargeCSV(t *testing.T) {
 	require.Len(t, want.bad, n/997+1)
 
 	rng := rand.New(rand.NewPCG(7, 7))
-	for round := range 4 {
+	for round := range rounds {
 		maxParts := 2 + rng.IntN(15)
 		minSplit := 1 + rng.IntN(len(data)/maxParts)
 		ds := spi.Dataset{Path: "big.csv", Schema: trades, Options: map[string]string{"min_split_bytes": fmt.Sprint(minSplit)}}

@@ -79,10 +79,13 @@ type Dataset struct {
 	Query string `json:"query,omitempty"`
 	// Format (files): csv, jsonl or parquet.
 	Format string `json:"format,omitempty"`
-	// Options are format and connector options: for CSV "header" (true),
-	// "delimiter" (","), "quote" ("\""), "null" (""), "compression" (none,
-	// gzip, zstd); for databases "partition_by" (a key column for key-range
-	// partitions), "partitioning" (key, declared, blocks).
+	// Options are format and connector options: for files those of
+	// connector/format (header, delimiter, quote, null, compression,
+	// date_format, timestamp_format, timezone, timestamp_unit, split,
+	// min_split_bytes, max_record_bytes, row_group_rows: see
+	// format.ParseOptions; unknown ones are refused); for databases
+	// "partition_by" (a key column for key-range partitions), "partitioning"
+	// (key, declared, blocks).
 	Options map[string]string `json:"options,omitempty"`
 	// Schema, when given, is the declared schema of a file source (CSV has no
 	// types of its own); connectors that know their types ignore it.
