@@ -1479,13 +1479,3 @@ func cmpFloat(a, b float64) int {
 	}
 	return -1
 }
-
-func toDecimalOperand(v any) (decimal, bool) {
-	if d, ok := v.(decimal); ok {
-		return d, true
-	}
-	if i, ok := asInt(v); ok {
-		return decFromInt(i), true
-	}
-	return decimal{}, false
-}

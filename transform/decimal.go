@@ -39,7 +39,7 @@ var (
 		}
 		return p
 	}()
-	errDecimalRange = errors.New("decimal out of range")
+	errDecimalRange = errors.New("decimal out of range (more than 2000 digits)")
 )
 
 func pow10(n int32) *big.Int {
@@ -288,5 +288,3 @@ func (a decimal) toFloat() float64 {
 	f, _ := strconv.ParseFloat(a.String(), 64)
 	return f
 }
-
-func (a decimal) isZero() bool { return a.c().Sign() == 0 }

@@ -14,7 +14,7 @@ import (
 // a Thread runs instead of expr's virtual machine: no VM set-up per row, no
 // stack, errors returned rather than raised. Expressions with other forms
 // (ranges, unary +...) run on the VM. Both evaluators are tested on the
-// same expressions (see forceVM).
+// same expressions (compile's vmOnly).
 
 // evalState is what a closure tree reads while it runs.
 type evalState struct {
