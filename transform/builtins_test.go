@@ -127,6 +127,13 @@ func TestStringBuiltins(t *testing.T) {
 		{`ns in ["F", nil]`, TypeBool, false, ""},
 		{`code in [s, u]`, TypeBool, false, ""},
 		{`i in [41, 42.0]`, TypeBool, true, ""},
+		{`i in 1..50`, TypeBool, true, ""},
+		{`i in 43..50`, TypeBool, false, ""},
+		{`neg in -10..0`, TypeBool, true, ""},
+		{`1 < i < 50`, TypeBool, true, ""},
+		{`1 < i + 10 < 50`, TypeBool, false, ""},
+		{`s | upper()`, TypeString, "HELLO", ""},
+		{`u | lower() | truncate(3)`, TypeString, "grü", ""},
 	})
 }
 

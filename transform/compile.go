@@ -625,6 +625,8 @@ type rewriter struct {
 	// eval and slots: the expression as closures (see eval.go).
 	eval  evalFunc
 	slots int
+	// resolved are the names already resolved.
+	resolved map[*ast.IdentifierNode]bool
 }
 
 // scope maps the names visible in an expression to what they stand for.
@@ -645,6 +647,7 @@ func (s *scope) lookup(name string) *scope {
 }
 
 func (r *rewriter) compile() (*vm.Program, reflect.Type, error) {
+	r.resolved = map[*ast.IdentifierNode]bool{}
 	tree, err := parser.ParseWithConfig(r.src, r.config)
 	if err != nil {
 		return nil, nil, err
@@ -827,6 +830,12 @@ func (r *rewriter) walk(node *ast.Node, sc *scope) {
 }
 
 func (r *rewriter) identifier(node *ast.Node, n *ast.IdentifierNode, sc *scope) {
+	// The parser shares a node between two comparisons (1 < x < 9 is
+	// 1 < x and x < 9): resolve it once.
+	if r.resolved[n] {
+		return
+	}
+	defer func() { r.resolved[n] = true }()
 	name := n.Value
 	if s := sc.lookup(name); s != nil {
 		if s.subst != nil {
@@ -885,6 +894,7 @@ func (r *rewriter) member(node *ast.Node, n *ast.MemberNode, sc *scope) {
 		ident := place(&ast.IdentifierNode{Value: prop.Value}, n.Location()).(*ast.IdentifierNode)
 		*node = ident
 		r.sourceField(ident, prop.Value)
+		r.resolved[ident] = true
 	case id != nil && id.Value == "params" && sc.lookup("params") == nil:
 		if !isString {
 			r.fail(n, `parameters are read as params.NAME or params["NAME"]`)

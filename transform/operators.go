@@ -116,6 +116,11 @@ func operators() []*fnDef {
 					return false, nil
 				}
 				list, ok := args[1].([]any)
+				if ints, isRange := args[1].([]int); isRange {
+					// a..b
+					i, ok := asInt(args[0])
+					return ok && len(ints) > 0 && i >= int64(ints[0]) && i <= int64(ints[len(ints)-1]), nil
+				}
 				if !ok {
 					return nil, fmt.Errorf("invalid operation: in %s (the right side must be a list [...])", valueName(args[1]))
 				}
