@@ -79,12 +79,18 @@ func (c *Conn) resolve(ctx context.Context, op string, ds spi.Dataset) (*fileSet
 		return nil, err
 	}
 	if o.Format == "" && len(files) > 0 {
-		f, _ := format.Detect(files[0].Path)
-		if f == "" {
-			return nil, c.fail(op, files[0].Path, fmt.Errorf("%w: the file's extension names no format; set the dataset's format (csv, jsonl, parquet)", spi.ErrInvalid))
-		}
-		if o, err = o.WithFormat(f); err != nil {
-			return nil, c.fail(op, ds.Path, err)
+		for _, file := range files {
+			f, _ := format.Detect(file.Path)
+			switch {
+			case f == "":
+				return nil, c.fail(op, file.Path, fmt.Errorf("%w: the file's extension names no format; set the dataset's format (csv, jsonl, parquet)", spi.ErrInvalid))
+			case o.Format == "":
+				if o, err = o.WithFormat(f); err != nil {
+					return nil, c.fail(op, ds.Path, err)
+				}
+			case f != o.Format:
+				return nil, c.fail(op, file.Path, fmt.Errorf("%w: a %s file among %s files (%s); set the dataset's format or narrow its path", spi.ErrInvalid, f, o.Format, files[0].Path))
+			}
 		}
 	}
 	for _, f := range files {

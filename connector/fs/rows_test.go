@@ -92,6 +92,8 @@ func TestDescribe(t *testing.T) {
 		"odd/file.bin":   "x",
 		"empty/e.csv":    "",
 		"noheader/n.csv": "1,2\n",
+		"mixed/a.csv":    "id\n1\n",
+		"mixed/b.jsonl":  "{}\n",
 	})
 	c := openFS(t, root)
 	ctx := context.Background()
@@ -123,6 +125,8 @@ func TestDescribe(t *testing.T) {
 
 	_, err = c.Describe(ctx, spi.Dataset{Path: "odd"})
 	require.ErrorContains(t, err, "odd/file.bin: invalid: the file's extension names no format")
+	_, err = c.Describe(ctx, spi.Dataset{Path: "mixed"})
+	require.ErrorContains(t, err, "mixed/b.jsonl: invalid: a jsonl file among csv files (mixed/a.csv)")
 	_, err = c.Describe(ctx, spi.Dataset{Path: "empty", Format: "csv"})
 	require.ErrorContains(t, err, "the file is empty")
 	_, err = c.Describe(ctx, spi.Dataset{Path: "noheader", Format: "csv", Options: map[string]string{"header": "false"}})
