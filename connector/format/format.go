@@ -29,7 +29,6 @@
 package format
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -365,6 +364,3 @@ func CheckSchema(s spi.Schema) error {
 	}
 	return nil
 }
-
-// errStop is returned by internal loops that end early without failure.
-var errStop = errors.New("stop")

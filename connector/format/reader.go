@@ -93,8 +93,7 @@ type batchBuf struct {
 	loc   []byte
 }
 
-// reset empties b, keeping its capacity, and returns the row slot i,
-// reused when possible, of width w.
+// resetBatch empties b, keeping its capacity.
 func resetBatch(b *spi.Batch) {
 	b.Rows = b.Rows[:0]
 	b.Locs = b.Locs[:0]
