@@ -8,8 +8,8 @@
 // Go client the manager and workers call it with.
 //
 // It imports catalog (types and sentinels; the Store arrives through the
-// Store interface), connector (the registry and its spi contract) and
-// gopsutil for host statistics.
+// Store interface), connector (the registry, its spi contract and the file
+// formats' options) and gopsutil for host statistics.
 package dispatcher
 
 import (

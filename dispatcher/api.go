@@ -90,22 +90,32 @@ type CommandInfo struct {
 // ArgInfo describes one argument of a command.
 type ArgInfo struct {
 	Name     string `json:"name"`
-	Type     string `json:"type"` // string, integer, boolean
+	Type     string `json:"type"` // string, integer, boolean, object
 	Required bool   `json:"required,omitempty"`
 	Doc      string `json:"doc"`
 }
 
 // CountArgs are the arguments of count. A file system counts the files and
-// bytes under Path; a database counts the rows of Table or of Query.
+// bytes under Path, or, with Format, the rows in those files; a database
+// counts the rows of Table or of Query.
 type CountArgs struct {
 	// Path is a file, directory (recursively) or glob relative to the
 	// system's root; "" is the root.
 	Path string `json:"path,omitempty"`
+	// Format, when set, counts the rows of the files under Path instead:
+	// "csv", "jsonl", "parquet", or "auto" (each file's extension decides).
+	Format string `json:"format,omitempty"`
+	// Options are the format's options ("header": "false", "delimiter":
+	// ";", "compression": "gzip" ...), with Format only.
+	Options map[string]string `json:"options,omitempty"`
 	// Table is a table, optionally schema-qualified, of a database system.
 	Table string `json:"table,omitempty"`
 	// Query is a SELECT of a database system whose rows are counted.
 	Query string `json:"query,omitempty"`
 }
+
+// FormatAuto lets each file's extension name its format (CountArgs.Format).
+const FormatAuto = "auto"
 
 // Count methods reported by CountResult.Method.
 const (
@@ -115,12 +125,13 @@ const (
 )
 
 // CountResult is count's answer: Files and Bytes for a file system, Rows
-// for a database.
+// for a database or for files counted with a format.
 type CountResult struct {
 	System string `json:"system"`
 	Kind   string `json:"kind"`
 	Node   string `json:"node"`
 	Path   string `json:"path,omitempty"`
+	Format string `json:"format,omitempty"`
 	Table  string `json:"table,omitempty"`
 	Query  string `json:"query,omitempty"`
 	Method string `json:"method"`

@@ -97,6 +97,14 @@ func (a *Agent) decode(cmd *command, body []byte, c *call) error {
 				Message: fmt.Sprintf("%s: %s takes no argument %q; its arguments are %s", field, cmd.info.Name, clipText(k, 64), strings.Join(known, ", "))}
 		}
 	}
+	for _, ai := range cmd.info.Args {
+		if raw, ok := args[ai.Name]; ok && ai.Type == "object" {
+			if err := checkStringMap("args."+ai.Name, raw); err != nil {
+				c.argsSummary = keysSummary(args)
+				return err
+			}
+		}
+	}
 	ptr := cmd.newArgs()
 	if args != nil {
 		if err := json.Unmarshal(argsRaw, ptr); err != nil {
@@ -140,6 +148,44 @@ func jsonError(what string, err error) error {
 	return badRequest("%s cannot be decoded: %v", what, err)
 }
 
+// checkStringMap checks that raw is null or an object of string values,
+// naming the offending key.
+func checkStringMap(field string, raw json.RawMessage) error {
+	if string(raw) == "null" {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return invalidArg(field, "must be an object of string values")
+	}
+	for k, v := range m {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return invalidArg(field+"."+clipText(k, 64), "must be a string, got %s", jsonKind(v))
+		}
+	}
+	return nil
+}
+
+// jsonKind names the kind of a JSON value.
+func jsonKind(v json.RawMessage) string {
+	switch b := bytes.TrimSpace(v); {
+	case len(b) == 0:
+		return "nothing"
+	case b[0] == '{':
+		return "object"
+	case b[0] == '[':
+		return "array"
+	case b[0] == '"':
+		return "string"
+	case b[0] == 't' || b[0] == 'f':
+		return "bool"
+	case b[0] == 'n':
+		return "null"
+	}
+	return "number"
+}
+
 // typeWord names a Go type as the JSON value an argument takes.
 func typeWord(t reflect.Type) string {
 	switch t.Kind() {
@@ -147,6 +193,8 @@ func typeWord(t reflect.Type) string {
 		return "a string"
 	case reflect.Bool:
 		return "true or false"
+	case reflect.Map:
+		return "an object of " + strings.TrimPrefix(typeWord(t.Elem()), "a ") + " values"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return fmt.Sprintf("an integer (at most %d)", int64(1)<<(t.Bits()-1)-1)

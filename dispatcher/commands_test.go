@@ -72,7 +72,52 @@ func TestCountFiles(t *testing.T) {
 		require.ErrorAs(t, err, &ae)
 		require.Equal(t, http.StatusBadRequest, ae.Status)
 		require.Equal(t, dispatcher.CodeUnsupported, ae.Code)
-		require.Contains(t, ae.Message, "count its files with args.path")
+		require.Contains(t, ae.Message, "count the rows in them with args.path and args.format")
+	})
+}
+
+func TestCountRowsOfFiles(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
+		e := newEnv(t, s)
+		write(t, e.src, "rows/a.csv", "id,px\n1,2\n3,4\n5,6\n")
+		write(t, e.src, "rows/b.csv", "id,px\n7,8\n")
+		write(t, e.src, "rows/c.jsonl", `{"id":1}`+"\n"+`{"id":2}`+"\n")
+		write(t, e.src, "semi/x.csv", "id;px\n1;2,5\n3;4,5\n")
+		c := e.client("reader")
+		cases := []struct {
+			args dispatcher.CountArgs
+			rows int64
+		}{
+			{dispatcher.CountArgs{Path: "rows/*.csv", Format: "csv"}, 4},
+			{dispatcher.CountArgs{Path: "semi/x.csv", Format: "csv", Options: map[string]string{"delimiter": ";"}}, 2},
+			{dispatcher.CountArgs{Path: "rows/a.csv", Format: dispatcher.FormatAuto}, 3},
+			{dispatcher.CountArgs{Path: "rows/*.jsonl", Format: "jsonl"}, 2},
+		}
+		for _, cs := range cases {
+			res, err := c.Count(e.ctx, "src", cs.args)
+			require.NoError(t, err, "%+v", cs.args)
+			require.Equal(t, cs.rows, *res.Rows, "%+v", cs.args)
+			require.Equal(t, dispatcher.MethodScan, res.Method)
+			require.Equal(t, cs.args.Format, res.Format)
+			require.Nil(t, res.Files)
+		}
+
+		bad := []struct{ body, field, msg string }{
+			{`{"system":"src","args":{"path":"rows","format":"xml"}}`, "args.format", "unknown format"},
+			{`{"system":"src","args":{"path":"rows","format":"csv","options":{"header":"maybe"}}}`, "args.options", "true or false"},
+			{`{"system":"src","args":{"path":"rows","format":"csv","options":{"header":true}}}`, "args.options.header", "must be a string"},
+			{`{"system":"src","args":{"path":"rows","format":"csv","options":"header"}}`, "args.options", "must be an object of string values"},
+			{`{"system":"src","args":{"path":"rows","options":{"header":"false"}}}`, "args.options", "give args.format too"},
+			{`{"system":"src","args":{"table":"t","format":"csv"}}`, "args.format", "not to a table"},
+			// The connector's own refusal comes back as precisely.
+			{`{"system":"src","args":{"path":"rows/a.csv","format":"csv","options":{"header":"false"}}}`, "", "without a header needs a declared schema"},
+		}
+		for _, b := range bad {
+			r := e.post("reader", "count", b.body)
+			require.Equal(t, http.StatusBadRequest, r.Status, "%s: %s", b.body, r.Raw)
+			require.Equal(t, b.field, r.Err.Field, "%s: %s", b.body, r.Raw)
+			require.Contains(t, r.Err.Message, b.msg, b.body)
+		}
 	})
 }
 
@@ -194,6 +239,9 @@ func TestCountRowsByScanning(t *testing.T) {
 		require.ErrorAs(t, err, &ae)
 		require.Equal(t, dispatcher.CodeUnsupported, ae.Code)
 		require.Contains(t, ae.Message, "count its rows with args.table or args.query")
+		_, err = c.Count(e.ctx, "nul", dispatcher.CountArgs{Path: "a", Format: "csv"})
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, dispatcher.CodeUnsupported, ae.Code)
 		_, err = c.Ls(e.ctx, "nul", dispatcher.LsArgs{})
 		require.ErrorAs(t, err, &ae)
 		require.Equal(t, dispatcher.CodeUnsupported, ae.Code)

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/weirdata/weir/connector/format"
 	"github.com/weirdata/weir/connector/spi"
 )
 
@@ -27,10 +28,12 @@ func (a *Agent) countCommand() *command {
 	return &command{
 		info: CommandInfo{
 			Name:    CommandCount,
-			Summary: "count the files and bytes under a path of a file system, or the rows of a table or query of a database",
+			Summary: "count the files and bytes under a path of a file system (or, with a format, the rows in those files), or the rows of a table or query of a database",
 			Needs:   "read on system:NAME",
 			Args: []ArgInfo{
 				{Name: "path", Type: "string", Doc: "file, directory or glob relative to the system's root (default: the root)"},
+				{Name: "format", Type: "string", Doc: "count the rows of the files under path instead: csv, jsonl, parquet or auto (by extension)"},
+				{Name: "options", Type: "object", Doc: "options of the format (header, delimiter, quote, null, compression ...), with format only"},
 				{Name: "table", Type: "string", Doc: "table of a database system, optionally schema-qualified"},
 				{Name: "query", Type: "string", Doc: "SELECT of a database system whose rows are counted"},
 			},
@@ -55,11 +58,31 @@ func checkCount(c *call) error {
 	if given > 1 {
 		return invalidArg("args", "give one of path (files), table or query (rows), not several")
 	}
+	if args.Format == "" && args.Options != nil {
+		return invalidArg("args.options", "apply to a format: give args.format too")
+	}
 	switch {
-	case args.Table != "":
-		return checkTable("args.table", args.Table)
-	case args.Query != "":
+	case args.Table != "" || args.Query != "":
+		if args.Format != "" {
+			return invalidArg("args.format", "applies to the files under args.path, not to a table or query")
+		}
+		if args.Table != "" {
+			return checkTable("args.table", args.Table)
+		}
 		return checkQuery("args.query", args.Query)
+	}
+	if args.Format != "" {
+		f := args.Format
+		if f == FormatAuto {
+			f = ""
+		}
+		if _, err := format.ParseOptions(f, args.Options); err != nil {
+			field := "args.options"
+			if _, ferr := format.ParseOptions(f, nil); ferr != nil {
+				field = "args.format"
+			}
+			return invalidArg(field, "%v", err)
+		}
 	}
 	clean, err := cleanArgPath("args.path", args.Path)
 	if err != nil {
@@ -118,7 +141,8 @@ func (a *Agent) count(ctx context.Context, c *call) (any, error) {
 	}
 	defer conn.Close()
 	res := &CountResult{System: sys.Name, Kind: sys.Kind, Node: a.cfg.NodeID}
-	if args.Table == "" && args.Query == "" {
+	_, files := conn.(spi.FileSource)
+	if args.Table == "" && args.Query == "" && args.Format == "" {
 		src, ok := conn.(spi.FileSource)
 		if !ok {
 			return nil, unsupported("system %s of kind %s holds no files: count its rows with args.table or args.query", sys.Name, sys.Kind)
@@ -135,8 +159,22 @@ func (a *Agent) count(ctx context.Context, c *call) (any, error) {
 		res.TookMS = time.Since(began).Milliseconds()
 		return res, nil
 	}
-	ds := spi.Dataset{Table: args.Table, Query: args.Query}
-	res.Table, res.Query = args.Table, args.Query
+	var ds spi.Dataset
+	switch {
+	case args.Format != "" && !files:
+		return nil, unsupported("system %s of kind %s holds no files: count its rows with args.table or args.query", sys.Name, sys.Kind)
+	case args.Format != "":
+		ds = spi.Dataset{Path: args.Path, Format: args.Format, Options: args.Options}
+		if ds.Format == FormatAuto {
+			ds.Format = ""
+		}
+		res.Path, res.Format = args.Path, args.Format
+	case files:
+		return nil, unsupported("system %s of kind %s holds files: count the rows in them with args.path and args.format", sys.Name, sys.Kind)
+	default:
+		ds = spi.Dataset{Table: args.Table, Query: args.Query}
+		res.Table, res.Query = args.Table, args.Query
+	}
 	switch rc := conn.(type) {
 	case Counter:
 		n, err := rc.Count(ctx, ds)
@@ -151,7 +189,7 @@ func (a *Agent) count(ctx context.Context, c *call) (any, error) {
 		}
 		res.Method, res.Rows, res.Bad, res.Partitions = MethodScan, &n, bad, parts
 	default:
-		return nil, unsupported("system %s of kind %s has no tables: count its files with args.path", sys.Name, sys.Kind)
+		return nil, unsupported("system %s of kind %s cannot read rows", sys.Name, sys.Kind)
 	}
 	res.TookMS = time.Since(began).Milliseconds()
 	return res, nil
