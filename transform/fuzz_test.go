@@ -20,7 +20,7 @@ func fuzzSeeds() []string {
 		"if b { 1 } else { 2 }", "b ? s : u", "not nb", "i / zero", "big + 1",
 		`regexp_replace(u, "[a-z]", "")`, "coalesce(ni, neg, 0)", "greatest(day, nday)",
 		"ts - ts", "day - dob", "add_months(ts, i)", "substr(u, neg, i)", "to_decimal(s)",
-		"{a: 1}", "s[1:2]", "s.x", "#", "map(s, #)", "1 +", `"unterminated`, "((((", "a b c",
+		"1 < i < 50", "s | upper() | lower()", "i in 1..50", "0 < f(i) < 2", "{a: 1}", "s[1:2]", "s.x", "#", "map(s, #)", "1 +", `"unterminated`, "((((", "a b c",
 	}
 	if src, err := os.ReadFile("doc.go"); err == nil {
 		for _, line := range strings.Split(string(src), "\n") {
