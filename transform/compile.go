@@ -252,7 +252,7 @@ func compile(spec Spec, vmOnly bool) (prog *Program, err error) {
 	}
 	for _, prog := range progs {
 		if err := c.bindSources(prog, p.base); err != nil {
-			return nil, err
+			return nil, &CompileError{Reason: "internal compiler error: " + err.Error()}
 		}
 	}
 	// Closures read fields from the row itself, except decimals and dates,
@@ -554,12 +554,12 @@ func (c *compiler) bindSources(prog *vm.Program, base int) error {
 			}
 			j := c.sourceOf(key)
 			if j < 0 {
-				return fmt.Errorf("transform: internal error: load of %q", key)
+				return fmt.Errorf("load of %q", key)
 			}
 			prog.Bytecode[i] = vm.OpLoadVar
 			prog.Arguments[i] = base + j
 		case vm.OpLoadConst, vm.OpLoadField, vm.OpLoadMethod, vm.OpLoadEnv:
-			return fmt.Errorf("transform: internal error: unexpected environment access (%v)", op)
+			return fmt.Errorf("unexpected environment access (%v)", op)
 		}
 	}
 	return nil
