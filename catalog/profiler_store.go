@@ -42,7 +42,7 @@ func init() {
 // HostSample is one raw sample of a node's host statistics.
 type HostSample struct {
 	NodeID  string                   `gorm:"primaryKey;size:128" json:"node_id"`
-	At      time.Time                `gorm:"primaryKey" json:"at"`
+	At      time.Time                `gorm:"primaryKey;index:idx_host_samples_at" json:"at"`
 	Metrics JSON[map[string]float64] `gorm:"not null" json:"metrics"`
 }
 
@@ -124,8 +124,8 @@ func (a MetricAgg) Stddev() float64 { return math.Sqrt(a.Variance()) }
 // HostRollup aggregates a node's raw samples over one minute or one hour.
 type HostRollup struct {
 	NodeID     string                     `gorm:"primaryKey;size:128" json:"node_id"`
-	Resolution string                     `gorm:"primaryKey;size:8" json:"resolution"`
-	Bucket     time.Time                  `gorm:"primaryKey" json:"bucket"`
+	Resolution string                     `gorm:"primaryKey;size:8;index:idx_host_rollups_age,priority:1" json:"resolution"`
+	Bucket     time.Time                  `gorm:"primaryKey;index:idx_host_rollups_age,priority:2" json:"bucket"`
 	Samples    int64                      `gorm:"not null" json:"samples"`
 	Metrics    JSON[map[string]MetricAgg] `gorm:"not null" json:"metrics"`
 }
@@ -566,23 +566,31 @@ func (s *Store) ListBaselines(ctx context.Context, nodeID string, hoursOfWeek ..
 
 // PruneParams says what Prune deletes.
 type PruneParams struct {
-	// NodeID limits the pruning to one node's rows; "" prunes every node's
-	// (for example those of nodes that are gone).
+	// NodeID limits the pruning to one node's rows; "" prunes every node's,
+	// so that the rows of nodes that are gone are pruned too.
 	NodeID string
 	// Now is the time retentions count back from; zero means the Store's clock.
 	Now time.Time
 	// Retentions: raw samples, minute rollups and hour rollups older than
 	// these are deleted. Each must be positive.
 	Raw, Minute, Hour time.Duration
+	// ForgetAfter, when positive, also deletes every row (latest sample,
+	// baselines, rollup state, samples, rollups) of the nodes whose latest
+	// sample is older than this: nodes that are gone, or were renamed.
+	ForgetAfter time.Duration
 }
 
-// PruneResult counts the rows Prune deleted.
+// PruneResult counts what Prune deleted.
 type PruneResult struct {
 	Raw, Minutes, Hours int64
+	// Forgotten lists the nodes whose rows were all deleted.
+	Forgotten []string
 }
 
-// Prune deletes raw samples and rollups that passed their retention, in one
-// transaction. It is idempotent: any node may prune any time.
+// Prune deletes raw samples and rollups that passed their retention, and
+// forgets silent nodes, in one transaction. It is idempotent: any node may
+// prune any time, and every node pruning every node's rows is cheap (each
+// delete is an index range over the expired rows only).
 func (s *Store) Prune(ctx context.Context, p PruneParams) (PruneResult, error) {
 	var res PruneResult
 	if p.NodeID != "" {
@@ -593,10 +601,13 @@ func (s *Store) Prune(ctx context.Context, p PruneParams) (PruneResult, error) {
 	for _, r := range []struct {
 		field string
 		d     time.Duration
-	}{{"raw", p.Raw}, {"minute", p.Minute}, {"hour", p.Hour}} {
+	}{{"raw_retention", p.Raw}, {"minute_retention", p.Minute}, {"hour_retention", p.Hour}} {
 		if r.d <= 0 {
-			return res, Invalid(r.field+"_retention", "must be positive, got %s", r.d)
+			return res, Invalid(r.field, "must be positive, got %s", r.d)
 		}
+	}
+	if p.ForgetAfter < 0 {
+		return res, Invalid("forget_after", "must be 0 (never) or positive, got %s", p.ForgetAfter)
 	}
 	now := p.Now.UTC()
 	if p.Now.IsZero() {
@@ -625,6 +636,24 @@ func (s *Store) Prune(ctx context.Context, p PruneParams) (PruneResult, error) {
 			return d.Error
 		}
 		res.Hours = d.RowsAffected
+		if p.ForgetAfter == 0 {
+			return nil
+		}
+		var gone []string
+		if err := scope().Model(&HostLatest{}).Where("at < ?", now.Add(-p.ForgetAfter)).
+			Order("node_id").Pluck("node_id", &gone).Error; err != nil {
+			return err
+		}
+		for len(gone) > 0 {
+			chunk := gone[:min(len(gone), 500)]
+			gone = gone[len(chunk):]
+			for _, m := range []any{&HostSample{}, &HostRollup{}, &HostBaseline{}, &HostRollupState{}, &HostLatest{}} {
+				if err := tx.Where("node_id IN ?", chunk).Delete(m).Error; err != nil {
+					return err
+				}
+			}
+			res.Forgotten = append(res.Forgotten, chunk...)
+		}
 		return nil
 	})
 	if err != nil {

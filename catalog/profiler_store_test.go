@@ -433,3 +433,44 @@ func TestHealthThresholds(t *testing.T) {
 		require.Equal(t, 45.0, eff[catalog.ThresholdCPU].Crit, "with the node's override gone, the system's applies")
 	})
 }
+
+func TestPruneForgetsSilentNodes(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
+		ctx := context.Background()
+		now := hostT0.Add(10 * 24 * time.Hour)
+		// "old" stopped ten days ago (a node renamed or gone); "live" samples now.
+		for node, at := range map[string]time.Time{"old": hostT0, "live": now.Add(-2 * time.Hour)} {
+			sawtooth(t, s, node, at, 0, 720)
+			_, err := s.Rollup(ctx, catalog.RollupParams{NodeID: node, Through: at.Add(time.Hour)})
+			require.NoError(t, err)
+			require.NoError(t, s.UpsertLatestSample(ctx, &catalog.HostLatest{NodeID: node, Region: "eu", At: at.Add(time.Hour), Metrics: metrics("cpu", 1.0)}))
+		}
+		long := 30 * 24 * time.Hour // retentions that delete nothing
+		var ve *catalog.ValidationError
+		_, err := s.Prune(ctx, catalog.PruneParams{Now: now, Raw: long, Minute: long, Hour: long, ForgetAfter: -time.Second})
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, "forget_after", ve.Field)
+
+		res, err := s.Prune(ctx, catalog.PruneParams{Now: now, Raw: long, Minute: long, Hour: long})
+		require.NoError(t, err)
+		require.Equal(t, catalog.PruneResult{}, res, "without ForgetAfter no node is forgotten")
+		// Scoped to a node, only that node can be forgotten.
+		res, err = s.Prune(ctx, catalog.PruneParams{NodeID: "live", Now: now, Raw: long, Minute: long, Hour: long, ForgetAfter: 7 * 24 * time.Hour})
+		require.NoError(t, err)
+		require.Empty(t, res.Forgotten)
+
+		res, err = s.Prune(ctx, catalog.PruneParams{Now: now, Raw: long, Minute: long, Hour: long, ForgetAfter: 7 * 24 * time.Hour})
+		require.NoError(t, err)
+		require.Equal(t, []string{"old"}, res.Forgotten)
+		c, err := s.CountHostRows(ctx)
+		require.NoError(t, err)
+		require.Equal(t, catalog.HostTableCounts{Latest: 1, Samples: 720, MinuteRollups: 60, HourRollups: 1, Baselines: 1, RollupStates: 1}, c, "only live's rows are left")
+		_, err = s.GetLatestSample(ctx, "old")
+		require.ErrorIs(t, err, catalog.ErrNotFound)
+		cells, err := s.ListBaselines(ctx, "old")
+		require.NoError(t, err)
+		require.Empty(t, cells)
+		_, err = s.GetLatestSample(ctx, "live")
+		require.NoError(t, err)
+	})
+}

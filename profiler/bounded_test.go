@@ -52,6 +52,10 @@ func openFast(t *testing.T, dialect string) *catalog.Store {
 // state, and the week is 4,200 samples and about 10,000 statements per
 // dialect: a few seconds, under a minute with -race on a busy machine.
 // Time is driven through step, never slept.
+//
+// On day two, ten nodes restart under new IDs (the default node ID carries
+// the process ID): their old IDs fall silent and must be forgotten, so that
+// renamed nodes do not leave rows behind forever.
 func TestCatalogBoundedOverSimulatedWeek(t *testing.T) {
 	for _, d := range catalogtest.Dialects {
 		t.Run(d, func(t *testing.T) {
@@ -67,28 +71,36 @@ func TestCatalogBoundedOverSimulatedWeek(t *testing.T) {
 				MinuteRetention: 72 * time.Hour,
 				HourRetention:   96 * time.Hour,
 				PruneEvery:      24 * time.Hour,
+				ForgetAfter:     48 * time.Hour,
 			}
-			ps := make([]*Profiler, nodes)
-			for i := range ps {
+			const renamed, renameAt = 10, 12 // nodes 0-9 restart as node-0x-b at step 12 (day two)
+			newProfiler := func(i int, id string) *Profiler {
 				c := cfg
-				c.NodeID = fmt.Sprintf("node-%02d", i)
+				c.NodeID = id
 				smp, _ := series(func(k int) Sample {
 					return Sample{CPUPct: float64((k*7 + i) % 100), MemUsedPct: 50, DiskWriteBps: float64(k % 13 * 1000),
 						Disks: []Disk{{Path: "/", UsedPct: 40, FreeBytes: 1 << 40}, {Path: "/data", UsedPct: 70, FreeBytes: 1 << 39}}}
 				})
 				p, err := New(c, cs, smp)
 				require.NoError(t, err)
-				ps[i] = p
+				return p
 			}
-			// A row may outlive its retention by one prune period.
+			ps := make([]*Profiler, nodes)
+			for i := range ps {
+				ps[i] = newProfiler(i, fmt.Sprintf("node-%02d", i))
+			}
+			// A row may outlive its retention by one prune period. A renamed
+			// node's two IDs never sample at once, so they share one node's
+			// bound of history; its latest row, state and baselines count twice
+			// until the old ID is forgotten.
 			per := func(keep, res time.Duration) int64 { return int64((keep+cfg.PruneEvery)/res) + 1 }
 			bound := catalog.HostTableCounts{
-				Latest:        nodes,
+				Latest:        nodes + renamed,
 				Samples:       nodes * per(cfg.RawRetention, interval),
 				MinuteRollups: nodes * per(cfg.MinuteRetention, interval), // one minute bucket per sample
 				HourRollups:   nodes * per(cfg.HourRetention, interval),   // one hour bucket per sample
-				Baselines:     nodes * catalog.HoursPerWeek,
-				RollupStates:  nodes,
+				Baselines:     (nodes + renamed) * catalog.HoursPerWeek,
+				RollupStates:  nodes + renamed,
 			}
 			check := func(now time.Time) catalog.HostTableCounts {
 				c, err := cs.CountHostRows(ctx)
@@ -109,6 +121,11 @@ func TestCatalogBoundedOverSimulatedWeek(t *testing.T) {
 			var peak catalog.HostTableCounts
 			for k := range steps {
 				now = t0.Add(time.Duration(k) * interval)
+				if k == renameAt {
+					for i := range renamed {
+						ps[i] = newProfiler(i, fmt.Sprintf("node-%02d-b", i))
+					}
+				}
 				// The nodes sample at the same moment, concurrently, as they would.
 				var wg sync.WaitGroup
 				work := make(chan *Profiler)
@@ -126,9 +143,11 @@ func TestCatalogBoundedOverSimulatedWeek(t *testing.T) {
 				wg.Wait()
 				if k%6 == 5 { // every simulated twelve hours
 					c := check(now)
-					peak.Samples = max(peak.Samples, c.Samples)
-					peak.MinuteRollups = max(peak.MinuteRollups, c.MinuteRollups)
-					peak.HourRollups = max(peak.HourRollups, c.HourRollups)
+					peak = catalog.HostTableCounts{
+						Latest: max(peak.Latest, c.Latest), Samples: max(peak.Samples, c.Samples),
+						MinuteRollups: max(peak.MinuteRollups, c.MinuteRollups), HourRollups: max(peak.HourRollups, c.HourRollups),
+						Baselines: max(peak.Baselines, c.Baselines), RollupStates: max(peak.RollupStates, c.RollupStates),
+					}
 				}
 			}
 			c := check(now)
@@ -136,18 +155,27 @@ func TestCatalogBoundedOverSimulatedWeek(t *testing.T) {
 
 			// Steady state reached, nothing over-pruned: each tier holds what
 			// its retention promises.
+			require.Equal(t, int64(nodes+renamed), peak.Latest, "the renamed nodes' old IDs were there for a while")
 			require.Equal(t, int64(nodes), c.Latest)
 			require.Equal(t, int64(nodes), c.RollupStates)
 			// Every sampled hour of the week (every other hour) has its cell but
-			// the last, whose minute is still open.
-			require.Equal(t, int64(nodes*(steps-1)), c.Baselines)
+			// the last, whose minute is still open; the renamed nodes' new IDs
+			// since they started; the old IDs are forgotten.
+			require.Equal(t, int64((nodes-renamed)*(steps-1)+renamed*(steps-1-renameAt)), c.Baselines)
+			for i := range renamed {
+				_, err := cs.GetLatestSample(ctx, fmt.Sprintf("node-%02d", i))
+				require.ErrorIs(t, err, catalog.ErrNotFound, "a node silent for longer than ForgetAfter is forgotten")
+				cells, err := cs.ListBaselines(ctx, fmt.Sprintf("node-%02d", i))
+				require.NoError(t, err)
+				require.Empty(t, cells)
+			}
 			// The run ends on a batch and a prune at now: each tier holds exactly
 			// the rows of its retention window, nothing older (a week is longer
 			// than every retention, so each tier was pruned).
 			require.Equal(t, int64(nodes)*int64(cfg.RawRetention/interval+1), c.Samples, "raw: now-30h .. now")
 			require.Equal(t, int64(nodes)*int64(cfg.MinuteRetention/interval), c.MinuteRollups, "minutes: now-3d .. now, the current one still open")
 			require.Equal(t, int64(nodes)*int64(cfg.HourRetention/interval), c.HourRollups, "hours: now-4d .. now, the current one still open")
-			for _, p := range ps[:3] {
+			for _, p := range []*Profiler{ps[0], ps[renamed], ps[nodes-1]} {
 				id := p.Config().NodeID
 				hours, err := cs.ListRollups(ctx, id, catalog.RollupHour, now.Add(-cfg.HourRetention), now)
 				require.NoError(t, err)

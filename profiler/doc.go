@@ -7,8 +7,10 @@
 // upserted each sample), writes raw samples in batches, rolls them up into
 // per-minute and per-hour aggregates, folds those into a baseline per hour of
 // the week (mean and variance, Welford), deletes what passed its retention,
-// and scores every new sample's deviation from the baseline. Each node
-// maintains its own rows; no leader is needed.
+// and scores every new sample's deviation from the baseline. Each node rolls
+// up its own rows; every node prunes expired rows of all nodes, and forgets
+// nodes silent for long (idempotent and cheap), so no leader is needed and
+// nodes that are gone leave nothing behind.
 //
 // Health (health.go) is pure: Evaluate turns a sample, its age and the
 // thresholds into green, yellow or red with the reasons in words, and

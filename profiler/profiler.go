@@ -36,8 +36,12 @@ const (
 	MinuteRetentionDefault = 7 * 24 * time.Hour
 	// HourRetentionDefault is how long hour rollups are kept.
 	HourRetentionDefault = 90 * 24 * time.Hour
-	// PruneEveryDefault is the time between two prunings of the node's rows.
+	// PruneEveryDefault is the time between two prunings.
 	PruneEveryDefault = 10 * time.Minute
+	// ForgetAfterDefault is how long a node may stay silent before its rows
+	// (latest sample, baselines, history) are deleted: a node that is gone,
+	// or was renamed (the default node ID changes with the process ID).
+	ForgetAfterDefault = 7 * 24 * time.Hour
 	// MinBaselineSamplesDefault is how many raw samples a baseline cell (one
 	// hour of the week) needs before deviations are scored against it: half
 	// an hour of 5 s samples.
@@ -67,8 +71,11 @@ type Config struct {
 	// RawRetention, MinuteRetention and HourRetention bound how long raw
 	// samples, minute rollups and hour rollups are kept.
 	RawRetention, MinuteRetention, HourRetention time.Duration
-	// PruneEvery is the time between prunings.
+	// PruneEvery is the time between prunings. Each profiler prunes the
+	// expired rows of every node, so the rows of nodes that are gone go too.
 	PruneEvery time.Duration
+	// ForgetAfter is how long a node may stay silent before all its rows are deleted.
+	ForgetAfter time.Duration
 	// MinBaselineSamples is the count a baseline needs before it scores deviations.
 	MinBaselineSamples int64
 	// MaxBuffered bounds the samples kept while the catalog is unreachable.
@@ -101,6 +108,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.PruneEvery == 0 {
 		c.PruneEvery = PruneEveryDefault
+	}
+	if c.ForgetAfter == 0 {
+		c.ForgetAfter = ForgetAfterDefault
 	}
 	if c.MinBaselineSamples == 0 {
 		c.MinBaselineSamples = MinBaselineSamplesDefault
@@ -139,6 +149,8 @@ func (c Config) validate() error {
 		return catalog.Invalid("hour_retention", "must be at least 1h, got %s", c.HourRetention)
 	case c.PruneEvery <= 0:
 		return catalog.Invalid("prune_every", "must be positive, got %s", c.PruneEvery)
+	case c.ForgetAfter < time.Hour:
+		return catalog.Invalid("forget_after", "must be at least 1h, got %s", c.ForgetAfter)
 	case c.MinBaselineSamples < 2:
 		return catalog.Invalid("min_baseline_samples", "must be at least 2, got %d", c.MinBaselineSamples)
 	case c.MaxBuffered < c.FlushEvery:
@@ -293,12 +305,17 @@ func (p *Profiler) flush(ctx context.Context, now time.Time) {
 		}
 	}
 	if now.Sub(p.lastPrune) >= p.cfg.PruneEvery {
-		_, err := p.store.Prune(ctx, catalog.PruneParams{NodeID: p.cfg.NodeID, Now: now,
+		// Every node's expired rows, not only ours: idempotent, cheap (index
+		// ranges), and nodes that are gone leave nothing behind.
+		res, err := p.store.Prune(ctx, catalog.PruneParams{Now: now, ForgetAfter: p.cfg.ForgetAfter,
 			Raw: p.cfg.RawRetention, Minute: p.cfg.MinuteRetention, Hour: p.cfg.HourRetention})
 		if err != nil {
 			p.log.Warn("profiler: prune samples", slog.Any("error", err))
 		} else {
 			p.lastPrune = now
+			if len(res.Forgotten) > 0 {
+				p.log.Info("profiler: forgot silent nodes", slog.Any("nodes", res.Forgotten), slog.Duration("silent_for", p.cfg.ForgetAfter))
+			}
 		}
 	}
 }

@@ -114,6 +114,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		{"minute_retention", Config{NodeID: "w1", Region: "eu", MinuteRetention: time.Hour}},
 		{"hour_retention", Config{NodeID: "w1", Region: "eu", HourRetention: time.Minute}},
 		{"min_baseline_samples", Config{NodeID: "w1", Region: "eu", MinBaselineSamples: 1}},
+		{"forget_after", Config{NodeID: "w1", Region: "eu", ForgetAfter: time.Minute}},
 		{"max_buffered", Config{NodeID: "w1", Region: "eu", FlushEvery: 10, MaxBuffered: 5}},
 	} {
 		_, err := New(bad.cfg, st, smp)
