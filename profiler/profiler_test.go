@@ -372,3 +372,36 @@ func BenchmarkSampleAndEvaluate(b *testing.B) {
 		_ = Evaluate(s, time.Second, ThresholdsDefault, s.At)
 	}
 }
+
+// TestSamplerErrors: a failed sample is skipped; a partial one is recorded.
+func TestSamplerErrors(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, cs *catalog.Store) {
+		ctx := context.Background()
+		i := 0
+		smp := SamplerFunc(func(context.Context) (Sample, error) {
+			i++
+			switch i {
+			case 2:
+				return Sample{}, errors.New("cannot read cpu times")
+			case 3:
+				return Sample{CPUPct: 33, Disks: []Disk{{Path: "/", UsedPct: 10}}},
+					&PartialSampleError{Err: errors.New("disk /data: no such file or directory")}
+			}
+			return Sample{CPUPct: float64(i)}, nil
+		})
+		p, err := New(Config{NodeID: "w1", Region: "eu", FlushEvery: 1}, cs, smp)
+		require.NoError(t, err)
+		for k := range 3 {
+			p.step(ctx, t0.Add(time.Duration(k)*5*time.Second))
+		}
+		got, err := cs.ListSamples(ctx, "w1", t0, t0.Add(time.Minute))
+		require.NoError(t, err)
+		require.Len(t, got, 2, "the failed sample is skipped")
+		require.Equal(t, 1.0, got[0].Metrics.V[MetricCPU])
+		require.Equal(t, 33.0, got[1].Metrics.V[MetricCPU], "the partial sample is recorded")
+		require.True(t, got[1].At.Equal(t0.Add(10*time.Second)))
+		require.Equal(t, 10.0, got[1].Metrics.V[DiskUsedPctMetric("/")])
+		require.NotContains(t, got[1].Metrics.V, DiskUsedPctMetric("/data"))
+		require.Equal(t, 33.0, p.Latest().CPUPct)
+	})
+}

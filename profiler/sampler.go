@@ -40,8 +40,10 @@ func (f SamplerFunc) Sample(ctx context.Context) (Sample, error) { return f(ctx)
 // the rest.
 type PartialSampleError struct{ Err error }
 
+// Error says what could not be measured.
 func (e *PartialSampleError) Error() string { return "sample host partly: " + e.Err.Error() }
 
+// Unwrap returns the measurement errors.
 func (e *PartialSampleError) Unwrap() error { return e.Err }
 
 // HostSampler measures the real host with gopsutil. It is safe for
