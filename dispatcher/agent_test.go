@@ -187,7 +187,7 @@ func TestBadRequests(t *testing.T) {
 			{"missing system", "count", `{"args":{}}`, 400, dispatcher.CodeInvalid, "system", "is required"},
 			{"bad system name", "count", `{"system":"a b"}`, 400, dispatcher.CodeInvalid, "system", ""},
 			{"args not an object", "count", `{"system":"src","args":"path=."}`, 400, dispatcher.CodeInvalid, "args", "JSON object"},
-			{"unknown argument", "count", `{"system":"src","args":{"path":".","recursive":true}}`, 400, dispatcher.CodeUnknownArgument, "args.recursive", "path, table, query"},
+			{"unknown argument", "count", `{"system":"src","args":{"path":".","recursive":true}}`, 400, dispatcher.CodeUnknownArgument, "args.recursive", "path, format, options, table, query"},
 			{"shell in argument name", "ls", `{"system":"src","args":{"cmd":"rm -rf /"}}`, 400, dispatcher.CodeUnknownArgument, "args.cmd", ""},
 			{"path not a string", "count", `{"system":"src","args":{"path":["a"]}}`, 400, dispatcher.CodeInvalid, "args.path", "must be a string, got array"},
 			{"limit not an integer", "ls", `{"system":"src","args":{"limit":"ten"}}`, 400, dispatcher.CodeInvalid, "args.limit", "must be an integer"},
