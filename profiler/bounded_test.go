@@ -34,6 +34,16 @@ func openFast(t *testing.T, dialect string) *catalog.Store {
 	return catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
 }
 
+// eachFast runs fn as a parallel subtest against a fresh openFast catalog of every dialect.
+func eachFast(t *testing.T, fn func(t *testing.T, s *catalog.Store)) {
+	for _, d := range catalogtest.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			fn(t, openFast(t, d))
+		})
+	}
+}
+
 // TestCatalogBoundedOverSimulatedWeek runs 50 nodes' profilers for a
 // simulated week against one catalog and checks, every simulated 12 hours,
 // that no profiler table grows past a bound computed from the retentions,

@@ -205,7 +205,7 @@ func TestRunSamplesAndFlushesOnStop(t *testing.T) {
 // TestDownsamplingThroughProfiler drives 70 minutes of 5 s samples of a
 // known series through the profiler and checks its minute and hour rollups.
 func TestDownsamplingThroughProfiler(t *testing.T) {
-	catalogtest.Each(t, func(t *testing.T, cs *catalog.Store) {
+	eachFast(t, func(t *testing.T, cs *catalog.Store) {
 		ctx := context.Background()
 		// cpu climbs 0..11 within each minute, plus the minute number: minute m
 		// averages m+5.5 and peaks at m+11. Memory is the sample's index.
@@ -240,7 +240,7 @@ func TestDownsamplingThroughProfiler(t *testing.T) {
 // TestBaselineAndDeviation builds a baseline of a series with known mean and
 // standard deviation, then scores an outlier.
 func TestBaselineAndDeviation(t *testing.T) {
-	catalogtest.Each(t, func(t *testing.T, cs *catalog.Store) {
+	eachFast(t, func(t *testing.T, cs *catalog.Store) {
 		ctx := context.Background()
 		outlier := -1.0
 		// cpu alternates 45, 55: mean 50, standard deviation 5.
