@@ -25,7 +25,7 @@
 // evaluating anything; a constant expression is computed once at compile
 // time; other expressions run as compiled closures or, for the rarer forms,
 // on expr's virtual machine, with no per-row allocation beyond the values
-// produced.
+// produced (calls of more than three arguments aside).
 //
 // # Expressions
 //

@@ -96,14 +96,14 @@ type Spec struct {
 // a position) and why.
 type CompileError struct {
 	// Field is the target field whose expression is wrong ("" otherwise).
-	Field string
+	Field string `json:"field,omitempty"`
 	// Filter is true when the filter is wrong.
-	Filter bool
+	Filter bool `json:"filter,omitempty"`
 	// Function is the user function whose definition is wrong ("" otherwise).
-	Function string
-	Line     int
-	Column   int
-	Reason   string
+	Function string `json:"function,omitempty"`
+	Line     int    `json:"line,omitempty"`
+	Column   int    `json:"column,omitempty"`
+	Reason   string `json:"reason"`
 }
 
 func (e *CompileError) Error() string {
@@ -159,13 +159,13 @@ func CompileErrors(err error) []*CompileError {
 // field. The mapping's bad-row policy decides what happens to the row.
 type RowError struct {
 	// Field is the target field being computed ("" for the filter or for a
-	// source value of the wrong kind).
-	Field string
+	// source value that cannot be read).
+	Field string `json:"field,omitempty"`
 	// Filter is true when the filter failed.
-	Filter bool
+	Filter bool `json:"filter,omitempty"`
 	// Reason says why, with the position in the expression when known
 	// ("division by zero (at 1:7)").
-	Reason string
+	Reason string `json:"reason"`
 }
 
 func (e *RowError) Error() string {
