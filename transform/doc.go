@@ -46,9 +46,12 @@
 // decimal, bool, date, timestamp, bytes (or duration, the difference of two
 // timestamps). A field's expression must have the field's type, except
 // that an int fits a float or decimal field, and any value fits a string
-// field (written as to_string writes it). Anything else is a compile error
-// with a hint: round(price) into an int field needs to_int, a timestamp
-// into a date field needs to_date.
+// field (written as to_string writes it: floats without exponent from
+// 1e-6 to 1e21, decimals as they are, dates as YYYY-MM-DD, timestamps as
+// RFC 3339 in their zone, bytes as lowercase hex). Anything else is a
+// compile error with a hint: round(price) into an int field needs to_int,
+// a timestamp into a date field needs to_date. Text compares byte by byte
+// (no collation); dates and timestamps compare as instants.
 //
 // Arithmetic: int with int gives int (with overflow an error), except that
 // / always divides exactly (float, or decimal); a float makes a float; a
@@ -65,7 +68,8 @@
 // when an argument it needs is NULL, except coalesce, nullif, is_null,
 // concat (which skips NULLs, as PostgreSQL's does), sha256 and md5 of
 // several values (a NULL hashes as empty text), translate with a default,
-// greatest and least (which ignore NULLs). Arithmetic with NULL is NULL.
+// greatest and least (which ignore NULLs). Arithmetic with NULL (and +
+// on text) is NULL.
 // Comparisons with NULL (<, contains, in...) are false, except that
 // NULL == NULL is true and x != nil tests for a value. Where a condition is
 // expected (the filter, ?:, and, or, not), NULL counts as false; note that
