@@ -92,17 +92,21 @@ const (
 	BusyTimeoutDefault = 10 * time.Second
 	// MaxOpenConnsDefault caps the connections of one system per run.
 	MaxOpenConnsDefault = 8
-	// MaxParams is SQLite's default limit of bound parameters per statement.
-	MaxParams = 32766
+	// StageParamsDefault caps the parameters of one staging INSERT. The
+	// pure-Go driver parses a statement at every execution and binds its
+	// parameters in quadratic time, so statements of a few dozen rows load
+	// fastest (see BenchmarkStageParams).
+	StageParamsDefault = 96
 )
 
 // Conn is an open SQLite database. It is both a spi.RowSource and a
 // spi.RowTarget, and safe for concurrent use.
 type Conn struct {
-	name string
-	path string // the database file, symbolic links resolved
-	db   *sql.DB
-	log  *slog.Logger
+	name        string
+	path        string // the database file, symbolic links resolved
+	db          *sql.DB
+	log         *slog.Logger
+	stageParams int
 
 	mu   sync.Mutex
 	rels map[string]*relation // Describe results by dataset
@@ -136,7 +140,7 @@ func Open(ctx context.Context, sys spi.System) (spi.Conn, error) {
 		db.Close()
 		return nil, &spi.Error{Op: "connect", System: sys.Name, Path: sys.Settings["path"], Err: err}
 	}
-	return &Conn{name: sys.Name, path: file, db: db, rels: map[string]*relation{},
+	return &Conn{name: sys.Name, path: file, db: db, rels: map[string]*relation{}, stageParams: StageParamsDefault,
 		log: slog.Default().With(slog.String("connector", Kind), slog.String("system", sys.Name))}, nil
 }
 

@@ -255,7 +255,7 @@ func (c *Conn) Begin(ctx context.Context, spec spi.LoadSpec) (spi.Load, error) {
 		l.release(ctx)
 		return nil, c.fail("begin", t.label, fmt.Errorf("create staging table: %w", err))
 	}
-	if l.in, err = sqlrow.NewInserter(sqlrow.InserterConfig{Table: l.stage, Columns: cols, Names: names, Encoders: encs, MaxParams: MaxParams, Prepare: true}); err != nil {
+	if l.in, err = sqlrow.NewInserter(sqlrow.InserterConfig{Table: l.stage, Columns: cols, Names: names, Encoders: encs, MaxParams: c.stageParams, Prepare: true}); err != nil {
 		l.release(ctx)
 		return nil, c.fail("begin", t.label, err)
 	}

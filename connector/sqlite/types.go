@@ -299,12 +299,10 @@ func numericDecimal(d string) (any, error) {
 	if i, err := strconv.ParseInt(d, 10, 64); err == nil {
 		return i, nil
 	}
-	digits := strings.TrimLeft(strings.NewReplacer("-", "", ".", "").Replace(d), "0")
-	if intPart, frac, ok := strings.Cut(strings.TrimPrefix(d, "-"), "."); ok {
-		digits = strings.TrimLeft(intPart+strings.TrimRight(frac, "0"), "0")
-	}
-	if len(digits) > 15 {
-		return nil, fmt.Errorf("decimal %s has %d significant digits; a column of NUMERIC affinity keeps 15 (declare it TEXT DECIMAL(p,s) for exact decimals)", d, len(digits))
+	intPart, frac, _ := strings.Cut(strings.TrimPrefix(d, "-"), ".")
+	digits := len(strings.TrimLeft(intPart+strings.TrimRight(frac, "0"), "0"))
+	if digits > 15 {
+		return nil, fmt.Errorf("decimal %s has %d significant digits; a column of NUMERIC affinity keeps 15 (declare it TEXT DECIMAL(p,s) for exact decimals)", d, digits)
 	}
 	return d, nil
 }
