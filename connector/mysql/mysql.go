@@ -61,6 +61,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,8 +80,14 @@ func Register(r *spi.Registry) { r.Register(Kind, Open) }
 
 // Defaults of a connection.
 const (
-	// MaxOpenConnsDefault caps the connections of one system per run.
-	MaxOpenConnsDefault = 16
+	// MaxIdleConnsDefault is how many idle connections a Conn keeps. Open
+	// connections are not capped here: a run's threads each hold one while
+	// they read or write, and capping them could leave a writer waiting on
+	// readers that wait on it; the workload manager bounds a system's runs.
+	MaxIdleConnsDefault = 8
+	// NetWriteTimeoutDefault is how long the server waits for a slow reader
+	// (a read whose rows wait for the target) before it gives up.
+	NetWriteTimeoutDefault = 600 // seconds
 	// MaxParams is the most placeholders of one prepared statement.
 	MaxParams = 65535
 )
@@ -121,8 +128,7 @@ func open(ctx context.Context, sys spi.System, cfg *drv.Config) (spi.Conn, error
 		return nil, &spi.Error{Op: "connect", System: sys.Name, Err: fmt.Errorf("%w: %w", spi.ErrInvalid, err)}
 	}
 	db := sql.OpenDB(connector)
-	db.SetMaxOpenConns(MaxOpenConnsDefault)
-	db.SetMaxIdleConns(MaxOpenConnsDefault)
+	db.SetMaxIdleConns(MaxIdleConnsDefault)
 	db.SetConnMaxIdleTime(time.Minute)
 	c := &Conn{name: sys.Name, db: db, dbName: cfg.DBName, rels: map[string]*relation{},
 		log: slog.Default().With(slog.String("connector", Kind), slog.String("system", sys.Name))}
@@ -163,6 +169,7 @@ func config(sys spi.System) (*drv.Config, error) {
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
 	cfg.Params["sql_mode"] = "CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"
+	cfg.Params["net_write_timeout"] = strconv.Itoa(NetWriteTimeoutDefault)
 	cfg.Logger = driverLogger{slog.Default().With(slog.String("connector", Kind), slog.String("system", sys.Name))}
 	return cfg, nil
 }

@@ -1,10 +1,12 @@
 package mysql_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"log/slog"
 	"math"
 	"sort"
 	"strings"
@@ -201,9 +203,32 @@ func TestOpenSettingsAndSecrets(t *testing.T) {
 	_, err = mysql.Open(ctx, spi.System{Name: "m", Kind: mysql.Kind, Settings: map[string]string{"dsn": udsn}})
 	require.Error(t, err, "no password")
 	require.NotContains(t, err.Error(), secret)
+	// Log lines (the connector's and the driver's) do not show it.
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer slog.SetDefault(prev)
 	c, err := mysql.Open(ctx, spi.System{Name: "m", Kind: mysql.Kind, Settings: map[string]string{"dsn": udsn}, Secrets: map[string]string{"password": secret}})
 	require.NoError(t, err)
 	defer c.Close()
+	// Kill the connector's idle connection: the driver logs that it drops it.
+	var ids []int64
+	rows, err := db.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", user)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id int64
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	rows.Close()
+	require.NotEmpty(t, ids)
+	for _, id := range ids {
+		exec(t, db, fmt.Sprintf("KILL CONNECTION %d", id))
+	}
+	_, err = c.(*mysql.Conn).Describe(ctx, spi.Dataset{Query: "SELECT 1 AS one"})
+	require.NoError(t, err, "a fresh connection replaces the killed one")
+	require.Contains(t, logs.String(), "mysql driver")
+	require.NotContains(t, logs.String(), secret)
 	// Errors of later operations do not show it either.
 	_, err = c.(*mysql.Conn).Describe(ctx, spi.Dataset{Table: "nope"})
 	require.ErrorIs(t, err, iofs.ErrNotExist)

@@ -90,8 +90,10 @@ func Register(r *spi.Registry) { r.Register(Kind, Open) }
 const (
 	// BusyTimeoutDefault is how long a statement waits for another writer.
 	BusyTimeoutDefault = 10 * time.Second
-	// MaxOpenConnsDefault caps the connections of one system per run.
-	MaxOpenConnsDefault = 8
+	// MaxIdleConnsDefault is how many idle connections a Conn keeps. Open
+	// connections are not capped: a load holds one for its staging table
+	// while reads hold theirs.
+	MaxIdleConnsDefault = 8
 	// StageParamsDefault caps the parameters of one staging INSERT. The
 	// pure-Go driver parses a statement at every execution and binds its
 	// parameters in quadratic time, so statements of a few dozen rows load
@@ -133,8 +135,7 @@ func Open(ctx context.Context, sys spi.System) (spi.Conn, error) {
 	if err != nil {
 		return nil, &spi.Error{Op: "connect", System: sys.Name, Path: sys.Settings["path"], Err: err}
 	}
-	db.SetMaxOpenConns(MaxOpenConnsDefault)
-	db.SetMaxIdleConns(MaxOpenConnsDefault)
+	db.SetMaxIdleConns(MaxIdleConnsDefault)
 	db.SetConnMaxIdleTime(time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
