@@ -180,7 +180,16 @@ func (c *Conn) where(r *relation, ds spi.Dataset, kr *sqlrow.KeyRange) (string, 
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: watermark %q of column %s: %w", spi.ErrInvalid, w.After, w.Column, err)
 		}
-		conds = append(conds, r.cols[i]+" > ?")
+		// A DECIMAL or BIGINT UNSIGNED compared with a string compares as
+		// DOUBLE: cast the bound text so that the comparison stays exact.
+		switch r.kinds[i] {
+		case kDecimal:
+			conds = append(conds, r.cols[i]+" > CAST(? AS DECIMAL(65,30))")
+		case kUint64:
+			conds = append(conds, r.cols[i]+" > CAST(? AS UNSIGNED)")
+		default:
+			conds = append(conds, r.cols[i]+" > ?")
+		}
 		args = append(args, a)
 	}
 	if kr != nil {

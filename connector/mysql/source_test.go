@@ -138,6 +138,21 @@ func TestWatermarkIncremental(t *testing.T) {
 	}
 	rows, _ := readAll(t, c, spi.Dataset{Table: "src", Watermark: &spi.Watermark{Column: "id", After: "75"}}, 1)
 	require.Len(t, rows, 5)
+
+	// Decimals and unsigned 64-bit integers compare exactly, not as DOUBLE.
+	exec(t, db, "CREATE TABLE big (d DECIMAL(38,9), u BIGINT UNSIGNED)",
+		"INSERT INTO big VALUES (12345678901234567890.000000001, 18446744073709551614), (12345678901234567890.000000002, 18446744073709551615)")
+	for _, tc := range []struct{ col, after, max string }{
+		{"d", "12345678901234567890.000000001", "12345678901234567890.000000002"},
+		{"u", "18446744073709551614", "18446744073709551615"},
+	} {
+		ds := spi.Dataset{Table: "big", Watermark: &spi.Watermark{Column: tc.col, After: tc.after}}
+		got, err := c.MaxWatermark(ctx, ds, tc.col)
+		require.NoError(t, err)
+		require.Equal(t, tc.max, got)
+		rows, _ := readAll(t, c, ds, 1)
+		require.Len(t, rows, 1, tc.col)
+	}
 	_, err = c.MaxWatermark(ctx, spi.Dataset{Table: "src", Watermark: &spi.Watermark{Column: "id", After: "x"}}, "id")
 	require.ErrorIs(t, err, spi.ErrInvalid)
 	_, err = c.MaxWatermark(ctx, spi.Dataset{Table: "src"}, "nope")
