@@ -246,3 +246,39 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadVsPsql alternates psql's \copy (SELECT ...) TO '/dev/null'
+// CSV with the source's reads of the same table, so that both meet the same
+// machine load, and reports each read's speed as a multiple of psql's
+// (BENCHMARKS.md #3: goal at least 1.0): "rows-1t-x" is the rows method on
+// one thread, "copy-2t-x" the copy method on two, and so on.
+func BenchmarkReadVsPsql(b *testing.B) {
+	n := benchRows(b)
+	dsn := benchSource(b, n)
+	type variant struct {
+		name    string
+		method  string
+		threads int
+		total   time.Duration
+	}
+	vs := []*variant{{"rows-1t", "rows", 1, 0}, {"copy-1t", "copy", 1, 0}, {"rows-2t", "rows", 2, 0}, {"copy-2t", "copy", 2, 0}}
+	var psql time.Duration
+	for b.Loop() {
+		start := time.Now()
+		psqlCopyOut(b, dsn)
+		psql += time.Since(start)
+		for _, v := range vs {
+			start := time.Now()
+			c := (&db{dsn: dsn}).open(b, "max_conns", "4")
+			if got := readTable(b, c, v.method, v.threads); got != int64(n) {
+				b.Fatalf("read %d rows, want %d", got, n)
+			}
+			_ = c.Close()
+			v.total += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/psql.Seconds(), "psql-rows/s")
+	for _, v := range vs {
+		b.ReportMetric(psql.Seconds()/v.total.Seconds(), v.name+"-x")
+	}
+}

@@ -1,13 +1,17 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/weirdata/weir/catalog/catalogtest"
 
 	"github.com/weirdata/weir/connector/spi"
 )
@@ -119,8 +123,7 @@ func TestCopyStream(t *testing.T) {
 			i%2 == 0, time.Date(1900+i, 2, 28, 0, 0, 0, 0, time.UTC), time.Date(1969+i%70, 12, 31, 23, 59, 59, i*1000, zone), []byte{byte(i), 0, 255},
 		})
 	}
-	l := &load{spec: spi.LoadSpec{Schema: schema}}
-	stream, err := l.encode(nil, spi.Batch{Rows: rows})
+	stream, err := stageStream(schema, rows)
 	require.NoError(t, err)
 	cols := make([]column, len(schema))
 	for i, f := range schema {
@@ -206,7 +209,7 @@ func BenchmarkDecode(b *testing.B) {
 	for i := range rows {
 		rows[i] = spi.Row{int64(i), "AAPL", t0.Add(time.Duration(i) * time.Millisecond), "1234.5678", int64(i % 1000), i%2 == 0, "note \"x\", with, commas"}
 	}
-	stream, err := (&load{spec: spi.LoadSpec{Schema: schema}}).encode(nil, spi.Batch{Rows: rows})
+	stream, err := stageStream(schema, rows)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -225,4 +228,52 @@ func BenchmarkDecode(b *testing.B) {
 		_ = sink.flush()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// stageStream encodes rows as a whole binary COPY stream in the staging types.
+func stageStream(schema spi.Schema, rows []spi.Row) ([]byte, error) {
+	l := &load{spec: spi.LoadSpec{Schema: schema}}
+	for _, f := range schema {
+		l.encoders = append(l.encoders, encoderFor(f.Type, stageOID(f.Type)))
+	}
+	tuples, err := l.encode(nil, spi.Batch{Rows: rows})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(append([]byte(nil), copyHeader...), tuples...), 0xFF, 0xFF), nil
+}
+
+// TestLoadPath: rows go straight into the target unless a field has no
+// binary form for its column or the load is an upsert.
+func TestLoadPath(t *testing.T) {
+	dsn := catalogtest.NewPostgresDSN(t)
+	ctx := context.Background()
+	pg, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer pg.Close(ctx)
+	_, err = pg.Exec(ctx, `CREATE TABLE t (id int4 PRIMARY KEY, f real, n numeric(9,2), s varchar(9), u uuid, j jsonb, d date, ts timestamp, b bytea, iv interval)`)
+	require.NoError(t, err)
+	c, err := open(ctx, spi.System{Name: "pg", Settings: map[string]string{"dsn": dsn}})
+	require.NoError(t, err)
+	defer c.Close()
+	all := spi.Schema{{Name: "id", Type: spi.TypeInt}, {Name: "f", Type: spi.TypeFloat}, {Name: "n", Type: spi.TypeDecimal},
+		{Name: "s", Type: spi.TypeString}, {Name: "u", Type: spi.TypeString}, {Name: "j", Type: spi.TypeString},
+		{Name: "d", Type: spi.TypeDate}, {Name: "ts", Type: spi.TypeTimestamp}, {Name: "b", Type: spi.TypeBytes}}
+	for _, tc := range []struct {
+		schema spi.Schema
+		mode   spi.WriteMode
+		direct bool
+	}{
+		{all, spi.ModeAppend, true},
+		{all, spi.ModeTruncateInsert, true},
+		{all, spi.ModeUpsert, false},
+		{append(all, spi.Field{Name: "iv", Type: spi.TypeString}), spi.ModeAppend, false},
+		{spi.Schema{{Name: "id", Type: spi.TypeInt}, {Name: "ts", Type: spi.TypeDate}, {Name: "n", Type: spi.TypeInt}, {Name: "f", Type: spi.TypeDecimal}}, spi.ModeAppend, true},
+		{spi.Schema{{Name: "id", Type: spi.TypeInt}, {Name: "n", Type: spi.TypeFloat}}, spi.ModeAppend, false},
+	} {
+		l, err := c.begin(ctx, spi.LoadSpec{RunID: "1", Dataset: spi.Dataset{Table: "t"}, Schema: tc.schema, Mode: tc.mode, Key: []string{"id"}})
+		require.NoError(t, err)
+		require.Equal(t, tc.direct, l.direct, "%v %s", tc.schema, tc.mode)
+		require.NoError(t, l.Abort(ctx))
+	}
 }

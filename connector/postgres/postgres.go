@@ -11,9 +11,12 @@
 // one exported snapshot so that the partitions of a run see the same data.
 // Rows travel in the binary protocol and are decoded without reflection.
 //
-// As a row target it stages rows with binary COPY FROM into an unlogged
-// staging table per attempt and commits them in one transaction together with
-// the run's commit marker, so that a run is loaded exactly once.
+// As a row target it loads an attempt in one transaction, opened by Begin
+// with the run's commit marker: rows go in with binary COPY FROM, straight
+// into the table (or, for an upsert and for column types without a binary
+// form here, into a temporary staging table applied at Commit), and become
+// visible together with the marker and the watermark when Commit commits. A
+// run is loaded exactly once; a crash leaves nothing behind.
 //
 // Identifiers are always quoted (pgx.Identifier) and values always bound; the
 // password never appears in an error. It imports the standard library,
@@ -29,9 +32,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/weirdata/weir/connector/spi"
@@ -49,6 +54,13 @@ const (
 	// CommitSchemaDefault is the schema of the commit-marker table when the
 	// system has no "commit_schema" setting.
 	CommitSchemaDefault = "public"
+	// ContextDeadlineDelay is how long a connection waits, after its context
+	// ended and the server was asked to cancel the statement, before it is
+	// closed.
+	ContextDeadlineDelay = 5 * time.Second
+	// ClientCheckInterval is how often a backend working for this connector
+	// checks that its client is still there (PostgreSQL 14 and later).
+	ClientCheckInterval = 5 * time.Second
 )
 
 // Register adds the postgres connector to r.
@@ -64,6 +76,7 @@ type Conn struct {
 	mu     sync.Mutex
 	shapes map[string]*shape // by dataset key, see Conn.shape
 	snap   *snapshot
+	loads  map[*load]struct{} // open loads, rolled back by Close
 }
 
 var (
@@ -124,6 +137,21 @@ func open(ctx context.Context, sys spi.System) (*Conn, error) {
 	if rp["application_name"] == "" {
 		rp["application_name"] = "weir"
 	}
+	// A context that ends cancels the statement on the server at once, and
+	// gives up on the connection after ContextDeadlineDelay: the server stops
+	// work nobody waits for.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: ContextDeadlineDelay}
+	}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		// A backend whose client died (kill -9 of a worker) notices within
+		// seconds even in the middle of a long statement, and rolls back.
+		if v, _ := strconv.Atoi(conn.PgConn().ParameterStatus("server_version_num")); v >= 140000 {
+			_, err := conn.Exec(ctx, "SET client_connection_check_interval = "+strconv.Itoa(int(ClientCheckInterval.Milliseconds())))
+			return err
+		}
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
@@ -138,15 +166,24 @@ func open(ctx context.Context, sys spi.System) (*Conn, error) {
 		secret:       sys.Secrets["password"],
 		commitSchema: commitSchema,
 		shapes:       map[string]*shape{},
+		loads:        map[*load]struct{}{},
 	}, nil
 }
 
-// Close releases the read snapshot, if any, and every connection.
+// Close rolls back the loads still open, releases the read snapshot, if
+// any, and closes every connection.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	snap := c.snap
 	c.snap = nil
+	loads := make([]*load, 0, len(c.loads))
+	for l := range c.loads {
+		loads = append(loads, l)
+	}
 	c.mu.Unlock()
+	for _, l := range loads {
+		_ = l.Abort(context.Background())
+	}
 	if snap != nil {
 		snap.release()
 	}
@@ -201,6 +238,15 @@ type scrubbed struct {
 
 func (e *scrubbed) Error() string { return strings.ReplaceAll(e.err.Error(), e.secret, "xxxxx") }
 func (e *scrubbed) Unwrap() error { return e.err }
+
+// ctxErr puts ctx's error in err's chain when ctx ended: the server then
+// reports its own "canceling statement due to user request".
+func ctxErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
 
 // pgCode returns the SQLSTATE of err, "" when it is not a server error.
 func pgCode(err error) string {

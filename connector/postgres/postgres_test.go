@@ -90,14 +90,20 @@ func readAll(t testing.TB, c *postgres.Conn, ds spi.Dataset, max int) ([]spi.Row
 	return rows, bad, parts
 }
 
-// load writes rows into ds in one attempt, batches of size n spread over threads.
+// load writes rows into ds in one attempt, batches of size n spread over
+// threads, and commits; on failure it aborts and returns the error.
 func load(t testing.TB, c *postgres.Conn, spec spi.LoadSpec, rows []spi.Row, n int) (spi.Commit, error) {
 	t.Helper()
 	ctx := context.Background()
 	l, err := c.Begin(ctx, spec)
-	require.NoError(t, err)
+	if err != nil {
+		return spi.Commit{}, err
+	}
 	for i, th := 0, 0; i < len(rows); i, th = i+n, th+1 {
-		require.NoError(t, l.Write(ctx, th%3, spi.Batch{Rows: rows[i:min(i+n, len(rows))]}))
+		if err := l.Write(ctx, th%3, spi.Batch{Rows: rows[i:min(i+n, len(rows))]}); err != nil {
+			require.NoError(t, l.Abort(ctx))
+			return spi.Commit{}, err
+		}
 	}
 	cm, err := l.Commit(ctx)
 	if err != nil {

@@ -361,7 +361,7 @@ func (c *Conn) MaxWatermark(ctx context.Context, ds spi.Dataset, column string) 
 		return nil
 	})
 	if err != nil {
-		return "", c.fail("watermark", s.label, fmt.Errorf("read max(%s): %w", column, err))
+		return "", c.fail("watermark", s.label, fmt.Errorf("read max(%s): %w", column, ctxErr(ctx, err)))
 	}
 	return out, nil
 }
@@ -401,7 +401,7 @@ func (c *Conn) Read(ctx context.Context, ds spi.Dataset, p spi.Partition, batchS
 			if errors.As(err, &ee) {
 				return ee.err
 			}
-			return c.fail("read", s.label, fmt.Errorf("read partition %d (%s): %w", p.Seq, p.Desc, err))
+			return c.fail("read", s.label, fmt.Errorf("read partition %d (%s): %w", p.Seq, p.Desc, ctxErr(ctx, err)))
 		}
 	}
 	if err := sink.flush(); err != nil {

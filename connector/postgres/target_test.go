@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/weirdata/weir/connector/spi"
@@ -80,6 +80,9 @@ func TestModes(t *testing.T) {
 	d.exec(t, `INSERT INTO fills VALUES (20)`)
 	_, err = load(t, c, spec("7", spi.ModeTruncateInsert), trades(30, 30, "H"), 10)
 	require.ErrorContains(t, err, "violates foreign key constraint")
+	committed, err = c.Committed(context.Background(), "7")
+	require.NoError(t, err)
+	require.False(t, committed)
 	require.Equal(t, "20:G:20.50", contents(t, d, "trades"))
 
 	// An empty load commits its marker and, for truncate_insert, empties the table.
@@ -158,15 +161,24 @@ func TestCheckErrors(t *testing.T) {
 	}
 	require.Equal(t, "", stagingTables(t, d))
 
-	// Values the column refuses fail the commit with the server's reason; nothing changes.
+	// Values the column refuses fail the load with a reason; nothing changes.
 	d.exec(t, `CREATE TABLE narrow (id int2, sym varchar(3), price numeric(4,2))`)
 	for _, row := range []spi.Row{{int64(70000), "a", "1"}, {int64(1), "abcd", "1"}, {int64(1), "a", "123.4"}} {
 		_, err := load(t, c, spi.LoadSpec{RunID: "n1", Dataset: spi.Dataset{Table: "narrow"}, Schema: tradeSchema}, []spi.Row{row}, 1)
 		require.Error(t, err)
-		require.Regexp(t, "out of range|too long|numeric field overflow", err.Error())
+		require.Regexp(t, "out of range for smallint|too long|numeric field overflow", err.Error())
 	}
+	// The server's refusal names the row when the batch gives locations.
+	l, err := c.Begin(ctx, spi.LoadSpec{RunID: "n2", Dataset: spi.Dataset{Table: "narrow"}, Schema: tradeSchema})
+	require.NoError(t, err)
+	require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{int64(1), "ab", "1"}, {int64(2), "abcd", "1"}}, Locs: []string{"in.csv:8", "in.csv:9"}}))
+	_, err = l.Commit(ctx)
+	require.ErrorContains(t, err, "copy into public.narrow: in.csv:9: ERROR: value too long for type character varying(3)")
+	require.ErrorContains(t, l.Write(ctx, 0, spi.Batch{Rows: []spi.Row{{int64(1), "ab", "1"}}}), "write after the load was failed")
+	require.NoError(t, l.Abort(ctx))
 	require.Equal(t, "0", d.scalar(t, "SELECT count(*)::text FROM narrow"))
 	require.Equal(t, "", stagingTables(t, d))
+	require.Equal(t, "", d.scalar(t, "SELECT coalesce(string_agg(run_id, ' '), '') FROM weir_commits"))
 }
 
 // TestExactlyOnce: a second load of the same run, by a later attempt or a
@@ -207,124 +219,159 @@ func TestExactlyOnce(t *testing.T) {
 	require.Equal(t, "100", w)
 	require.Equal(t, "", stagingTables(t, d))
 
-	// Two attempts committing at the same moment: exactly one wins.
+	// Two attempts of one run at the same moment: the second waits in Begin
+	// for the first; when the first commits, the second loads nothing.
 	spec.RunID = "7"
-	var loads []spi.Load
-	for i := range 2 {
-		c := d.open(t)
-		spec.Attempt = i
-		l, err := c.Begin(ctx, spec)
-		require.NoError(t, err)
-		require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: trades(1000, 1009, "Z")}))
-		loads = append(loads, l)
-	}
-	// The second Begin dropped the first attempt's staging table: its commit fails.
-	errs := make(chan error, 2)
-	for _, l := range loads {
-		go func() { _, err := l.Commit(ctx); errs <- err }()
-	}
-	e1, e2 := <-errs, <-errs
-	require.True(t, (e1 == nil) != (e2 == nil), "%v / %v", e1, e2)
+	a, err := d.open(t).Begin(ctx, spec)
+	require.NoError(t, err)
+	require.NoError(t, a.Write(ctx, 0, spi.Batch{Rows: trades(1000, 1009, "Z")}))
+	began := make(chan spi.Load, 1)
+	go func() {
+		l, err := d.open(t).Begin(ctx, spec)
+		assert.NoError(t, err)
+		began <- l
+	}()
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, began, "the second attempt waits for the first")
+	_, err = a.Commit(ctx)
+	require.NoError(t, err)
+	b := <-began
+	require.NoError(t, b.Write(ctx, 0, spi.Batch{Rows: trades(1000, 1009, "Z")}))
+	_, err = b.Commit(ctx)
+	require.ErrorIs(t, err, spi.ErrAlreadyCommitted)
 	require.Equal(t, "10", d.scalar(t, "SELECT count(*)::text FROM trades WHERE sym = 'Z'"))
+
+	// When the first attempt dies instead, the second one loads.
+	spec.RunID = "8"
+	a, err = d.open(t).Begin(ctx, spec)
+	require.NoError(t, err)
+	require.NoError(t, a.Write(ctx, 0, spi.Batch{Rows: trades(2000, 2004, "Y")}))
+	go func() {
+		l, err := d.open(t).Begin(ctx, spec)
+		assert.NoError(t, err)
+		began <- l
+	}()
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, began)
+	require.NoError(t, a.Abort(ctx))
+	b = <-began
+	require.NoError(t, b.Write(ctx, 0, spi.Batch{Rows: trades(2000, 2004, "Y")}))
+	cm, err = b.Commit(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), cm.Rows)
+	require.Equal(t, "5", d.scalar(t, "SELECT count(*)::text FROM trades WHERE sym = 'Y'"))
 }
 
-// TestCrashInWrite: an attempt dies in the middle of Write (its context
-// ends, its connections go away, Abort never runs); the next attempt of the
-// run loads everything exactly once and leaves no staging behind.
-func TestCrashInWrite(t *testing.T) {
-	d := newDB(t)
-	d.exec(t, `CREATE TABLE trades (id int8, sym text, price numeric)`)
-	ctx := context.Background()
-	rows := trades(1, 20000, "A")
-	spec := spi.LoadSpec{RunID: "99", Attempt: 1, Mapping: "m", Dataset: spi.Dataset{Table: "trades"}, Schema: tradeSchema}
+// sleepAt makes inserting the row with id into table sleep, so that a load
+// can be caught in the middle of its COPY.
+func sleepAt(t *testing.T, d *db, table string, id int) {
+	d.exec(t, fmt.Sprintf(`CREATE FUNCTION weir_sleepy() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.id = %d THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END $$`, id))
+	d.exec(t, "CREATE TRIGGER weir_sleepy BEFORE INSERT ON "+table+" FOR EACH ROW EXECUTE FUNCTION weir_sleepy()")
+}
 
-	c1 := d.open(t)
-	l, err := c1.Begin(ctx, spec)
-	require.NoError(t, err)
-	require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: rows[:1000]}))
-	// Another session holds the staging table so that the next COPY waits, mid-Write, until the attempt dies.
-	bconn, err := pgx.Connect(ctx, d.dsn)
-	require.NoError(t, err)
-	defer bconn.Close(ctx)
-	blocker, err := bconn.Begin(ctx)
-	require.NoError(t, err)
-	_, err = blocker.Exec(ctx, "LOCK TABLE weir_stage_99_1 IN ACCESS EXCLUSIVE MODE")
-	require.NoError(t, err)
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- l.Write(wctx, 1, spi.Batch{Rows: rows[1000:]}) }()
+// waitSleeping returns the pid of the weir backend sleeping in the trigger.
+func waitSleeping(t *testing.T, d *db) int {
+	var pid int
 	require.Eventually(t, func() bool {
-		var n int
-		err := d.pg.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'weir' AND wait_event_type = 'Lock' AND query LIKE 'COPY%'`).Scan(&n)
-		return err == nil && n == 1
-	}, 10*time.Second, 10*time.Millisecond)
-	cancel()
-	err = <-done
-	require.Error(t, err)
-	require.True(t, errors.Is(err, context.Canceled), "%v", err)
-	require.NoError(t, blocker.Rollback(ctx))
-	require.Equal(t, "1000", d.scalar(t, "SELECT count(*)::text FROM weir_stage_99_1"))
-	require.NoError(t, c1.Close()) // the worker is gone
-	require.Equal(t, "weir_stage_99_1", stagingTables(t, d))
-
-	c2 := d.open(t)
-	ok, err := c2.Committed(ctx, spec.RunID)
-	require.NoError(t, err)
-	require.False(t, ok)
-	spec.Attempt = 2
-	cm, err := load(t, c2, spec, rows, 5000)
-	require.NoError(t, err)
-	require.Equal(t, int64(len(rows)), cm.Rows)
-	require.Equal(t, "20000 200010000", d.scalar(t, "SELECT count(*) || ' ' || sum(id) FROM trades"))
-	require.Equal(t, "", stagingTables(t, d))
+		err := d.pg.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = 'weir' AND wait_event = 'PgSleep'`).Scan(&pid)
+		return err == nil
+	}, 20*time.Second, 10*time.Millisecond)
+	return pid
 }
 
-// TestCrashInCommit: an attempt dies while its commit transaction runs
-// (its context ends, or its backend is killed); nothing is committed, and
-// the next attempt loads the rows once.
-func TestCrashInCommit(t *testing.T) {
+// TestCrashInWrite: an attempt dies in the middle of a Write's COPY (its
+// context ends, or its backend is killed, and its Conn goes away without
+// Abort); nothing is committed, and the next attempt of the run loads
+// everything exactly once.
+func TestCrashInWrite(t *testing.T) {
 	for _, how := range []string{"cancel", "terminate"} {
 		t.Run(how, func(t *testing.T) {
 			d := newDB(t)
 			d.exec(t, `CREATE TABLE trades (id int8, sym text, price numeric)`)
-			d.exec(t, `INSERT INTO trades VALUES (0, 'old', 0)`)
 			ctx := context.Background()
-			spec := spi.LoadSpec{RunID: "5", Attempt: 1, Mapping: "m", Dataset: spi.Dataset{Table: "trades"}, Schema: tradeSchema, Mode: spi.ModeTruncateInsert, Watermark: "w1"}
+			rows := trades(1, 150000, "A") // more than one COPY's worth
+			spec := spi.LoadSpec{RunID: "99", Attempt: 1, Mapping: "m", Dataset: spi.Dataset{Table: "trades"}, Schema: tradeSchema}
+			sleepAt(t, d, "trades", 1500)
+
 			c1 := d.open(t)
 			l, err := c1.Begin(ctx, spec)
 			require.NoError(t, err)
-			require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: trades(1, 1000, "A")}))
-
-			// Another session holds the table, so that the commit waits inside its transaction.
-			// (On a connection of its own: pg_stat_activity stays the same within a transaction.)
-			bconn, err := pgx.Connect(ctx, d.dsn)
-			require.NoError(t, err)
-			defer bconn.Close(ctx)
-			blocker, err := bconn.Begin(ctx)
-			require.NoError(t, err)
-			_, err = blocker.Exec(ctx, "LOCK TABLE trades IN ACCESS SHARE MODE")
-			require.NoError(t, err)
-			cctx, cancel := context.WithCancel(ctx)
+			require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: rows[:1000]}))
+			wctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			done := make(chan error, 1)
-			go func() { _, err := l.Commit(cctx); done <- err }()
-			var pid int
-			require.Eventually(t, func() bool {
-				err := d.pg.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = 'weir' AND wait_event_type = 'Lock' AND query LIKE 'TRUNCATE%'`).Scan(&pid)
-				return err == nil
-			}, 10*time.Second, 10*time.Millisecond)
-			// The marker is inserted but not committed: no one else sees it.
-			ok, err := d.open(t).Committed(ctx, spec.RunID)
-			require.NoError(t, err)
-			require.False(t, ok)
+			go func() { done <- l.Write(wctx, 1, spi.Batch{Rows: rows[1000:]}) }()
+			pid := waitSleeping(t, d)
 			if how == "cancel" {
 				cancel()
 			} else {
 				d.exec(t, "SELECT pg_terminate_backend($1)", pid)
 			}
-			require.Error(t, <-done)
-			require.NoError(t, blocker.Rollback(ctx))
+			err = <-done
+			require.Error(t, err)
+			if how == "cancel" {
+				require.True(t, errors.Is(err, context.Canceled), "%v", err)
+			}
+			require.NoError(t, c1.Close()) // the worker is gone
+			d.exec(t, "DROP TRIGGER weir_sleepy ON trades")
+			require.Equal(t, "0", d.scalar(t, "SELECT count(*)::text FROM trades"))
+
+			c2 := d.open(t)
+			ok, err := c2.Committed(ctx, spec.RunID)
+			require.NoError(t, err)
+			require.False(t, ok)
+			spec.Attempt = 2
+			cm, err := load(t, c2, spec, rows, 5000)
+			require.NoError(t, err)
+			require.Equal(t, int64(len(rows)), cm.Rows)
+			require.Equal(t, "150000 11250075000", d.scalar(t, "SELECT count(*) || ' ' || sum(id) FROM trades"))
+			require.Equal(t, "", stagingTables(t, d))
+		})
+	}
+}
+
+// TestCrashInCommit: an attempt dies while Commit runs (its context ends, or
+// its backend is killed), for a direct and for a staged load; nothing is
+// committed, and the next attempt loads the rows once.
+func TestCrashInCommit(t *testing.T) {
+	for _, tc := range []struct {
+		how  string
+		mode spi.WriteMode
+	}{{"cancel", spi.ModeTruncateInsert}, {"terminate", spi.ModeTruncateInsert}, {"cancel", spi.ModeUpsert}, {"terminate", spi.ModeUpsert}} {
+		t.Run(tc.how+"/"+string(tc.mode), func(t *testing.T) {
+			d := newDB(t)
+			d.exec(t, `CREATE TABLE trades (id int8 PRIMARY KEY, sym text, price numeric)`)
+			d.exec(t, `INSERT INTO trades VALUES (0, 'old', 0)`)
+			ctx := context.Background()
+			spec := spi.LoadSpec{RunID: "5", Attempt: 1, Mapping: "m", Dataset: spi.Dataset{Table: "trades"}, Schema: tradeSchema, Mode: tc.mode, Key: []string{"id"}, Watermark: "w1"}
+			sleepAt(t, d, "trades", 500)
+			c1 := d.open(t)
+			l, err := c1.Begin(ctx, spec)
+			require.NoError(t, err)
+			require.NoError(t, l.Write(ctx, 0, spi.Batch{Rows: trades(1, 1000, "A")}))
+
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { _, err := l.Commit(cctx); done <- err }()
+			pid := waitSleeping(t, d)
+			// The marker is inserted but not committed: no one else sees it.
+			ok, err := d.open(t).Committed(ctx, spec.RunID)
+			require.NoError(t, err)
+			require.False(t, ok)
+			if tc.how == "cancel" {
+				cancel()
+			} else {
+				d.exec(t, "SELECT pg_terminate_backend($1)", pid)
+			}
+			err = <-done
+			require.Error(t, err)
+			if tc.how == "cancel" {
+				require.ErrorIs(t, err, context.Canceled)
+			}
 			require.NoError(t, c1.Close())
+			d.exec(t, "DROP TRIGGER weir_sleepy ON trades")
 			require.Equal(t, "0:old:0", contents(t, d, "trades"))
 
 			c2 := d.open(t)
@@ -338,7 +385,11 @@ func TestCrashInCommit(t *testing.T) {
 			cm, err := load(t, c2, spec, trades(1, 1000, "A"), 300)
 			require.NoError(t, err)
 			require.Equal(t, int64(1000), cm.Rows)
-			require.Equal(t, "1000 500500", d.scalar(t, "SELECT count(*) || ' ' || sum(id) FROM trades"))
+			want := "1000 500500"
+			if tc.mode == spi.ModeUpsert {
+				want = "1001 500500"
+			}
+			require.Equal(t, want, d.scalar(t, "SELECT count(*) || ' ' || sum(id) FROM trades"))
 			require.Equal(t, "", stagingTables(t, d))
 			w, _, err := c2.LastWatermark(ctx, "m")
 			require.NoError(t, err)

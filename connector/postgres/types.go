@@ -438,115 +438,280 @@ func stageOID(t spi.FieldType) uint32 {
 	return pgtype.TextOID
 }
 
-// appendValue appends v, a Row value of type t, as one field of a binary
-// COPY tuple (length word and data) in stageType(t).
-func appendValue(buf []byte, t spi.FieldType, v any) ([]byte, error) {
-	if v == nil {
-		return binary.BigEndian.AppendUint32(buf, math.MaxUint32), nil // -1: NULL
-	}
-	switch t {
-	case spi.TypeString:
-		switch x := v.(type) {
-		case string:
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
-			return append(buf, x...), nil
-		case []byte:
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
-			return append(buf, x...), nil
-		}
+// encoder appends one non-NULL Row value as a field of a binary COPY tuple:
+// its length word and its data in one PostgreSQL type's binary format.
+type encoder func(buf []byte, v any) ([]byte, error)
+
+// encoderFor returns the encoder of values of field type f into columns of
+// type oid (a base type), nil when this package has no binary path between
+// them (the load then stages the values in f's natural type and casts).
+// Range and length checks of the column (int4, varchar(n), numeric(p,s))
+// are the server's, when it receives the value.
+func encoderFor(f spi.FieldType, oid uint32) encoder {
+	switch f {
 	case spi.TypeInt:
-		var n int64
-		switch x := v.(type) {
-		case int64:
-			n = x
-		case int:
-			n = int64(x)
-		case int32:
-			n = int64(x)
-		case int16:
-			n = int64(x)
-		case int8:
-			n = int64(x)
-		case uint32:
-			n = int64(x)
-		case uint16:
-			n = int64(x)
-		case uint8:
-			n = int64(x)
-		case uint64:
-			if x > math.MaxInt64 {
-				return nil, fmt.Errorf("%d is out of the int range", x)
+		switch oid {
+		case pgtype.Int8OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				n, err := asInt(v)
+				return appendWord64(buf, uint64(n)), err
 			}
-			n = int64(x)
-		default:
-			return nil, typeErr(t, v)
+		case pgtype.Int4OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				n, err := asInt(v)
+				if err == nil && (n < math.MinInt32 || n > math.MaxInt32) {
+					err = fmt.Errorf("%d is out of range for integer", n)
+				}
+				return appendWord32(buf, uint32(int32(n))), err
+			}
+		case pgtype.Int2OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				n, err := asInt(v)
+				if err == nil && (n < math.MinInt16 || n > math.MaxInt16) {
+					err = fmt.Errorf("%d is out of range for smallint", n)
+				}
+				buf = binary.BigEndian.AppendUint32(buf, 2)
+				return binary.BigEndian.AppendUint16(buf, uint16(int16(n))), err
+			}
+		case pgtype.Float8OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				n, err := asInt(v)
+				return appendWord64(buf, math.Float64bits(float64(n))), err
+			}
+		case pgtype.NumericOID:
+			return func(buf []byte, v any) ([]byte, error) {
+				n, err := asInt(v)
+				if err != nil {
+					return nil, err
+				}
+				var d [24]byte
+				return appendNumericField(buf, string(strconv.AppendInt(d[:0], n, 10)))
+			}
 		}
-		buf = binary.BigEndian.AppendUint32(buf, 8)
-		return binary.BigEndian.AppendUint64(buf, uint64(n)), nil
 	case spi.TypeFloat:
-		var f float64
-		switch x := v.(type) {
-		case float64:
-			f = x
-		case float32:
-			f = float64(x)
-		default:
-			return nil, typeErr(t, v)
+		switch oid {
+		case pgtype.Float8OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				f, err := asFloat(v)
+				return appendWord64(buf, math.Float64bits(f)), err
+			}
+		case pgtype.Float4OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				f, err := asFloat(v)
+				return appendFloat4(buf, f, err)
+			}
 		}
-		buf = binary.BigEndian.AppendUint32(buf, 8)
-		return binary.BigEndian.AppendUint64(buf, math.Float64bits(f)), nil
 	case spi.TypeDecimal:
-		x, ok := v.(string)
-		if !ok {
-			return nil, typeErr(t, v)
+		switch oid {
+		case pgtype.NumericOID:
+			return func(buf []byte, v any) ([]byte, error) {
+				s, ok := v.(string)
+				if !ok {
+					return nil, typeErr(spi.TypeDecimal, v)
+				}
+				return appendNumericField(buf, s)
+			}
+		case pgtype.Float8OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				f, err := decimalFloat(v)
+				return appendWord64(buf, math.Float64bits(f)), err
+			}
+		case pgtype.Float4OID:
+			return func(buf []byte, v any) ([]byte, error) {
+				f, err := decimalFloat(v)
+				return appendFloat4(buf, f, err)
+			}
 		}
-		at := len(buf)
-		buf = append(buf, 0, 0, 0, 0)
-		buf, err := appendNumeric(buf, x)
-		if err != nil {
-			return nil, err
+	case spi.TypeString:
+		switch oid {
+		case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.JSONOID:
+			return appendText
+		case pgtype.JSONBOID:
+			return func(buf []byte, v any) ([]byte, error) {
+				s, ok := v.(string)
+				if !ok {
+					return nil, typeErr(spi.TypeString, v)
+				}
+				buf = binary.BigEndian.AppendUint32(buf, uint32(len(s)+1))
+				return append(append(buf, 1), s...), nil // jsonb format version 1
+			}
+		case pgtype.UUIDOID:
+			return appendUUID
 		}
-		binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
-		return buf, nil
 	case spi.TypeBool:
-		x, ok := v.(bool)
-		if !ok {
-			return nil, typeErr(t, v)
+		if oid == pgtype.BoolOID {
+			return func(buf []byte, v any) ([]byte, error) {
+				b, ok := v.(bool)
+				if !ok {
+					return nil, typeErr(spi.TypeBool, v)
+				}
+				buf = binary.BigEndian.AppendUint32(buf, 1)
+				if b {
+					return append(buf, 1), nil
+				}
+				return append(buf, 0), nil
+			}
 		}
-		buf = binary.BigEndian.AppendUint32(buf, 1)
-		if x {
-			return append(buf, 1), nil
-		}
-		return append(buf, 0), nil
 	case spi.TypeDate:
-		x, ok := v.(time.Time)
-		if !ok {
-			return nil, typeErr(t, v)
+		switch oid {
+		case pgtype.DateOID:
+			return func(buf []byte, v any) ([]byte, error) {
+				days, err := dateDays(v)
+				return appendWord32(buf, uint32(int32(days))), err
+			}
+		case pgtype.TimestampOID, pgtype.TimestamptzOID:
+			return func(buf []byte, v any) ([]byte, error) {
+				days, err := dateDays(v)
+				return appendWord64(buf, uint64(days*86400_000_000)), err
+			}
 		}
-		y, m, d := x.Date()
-		days := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix()/86400 - pgEpochDays
-		buf = binary.BigEndian.AppendUint32(buf, 4)
-		return binary.BigEndian.AppendUint32(buf, uint32(int32(days))), nil
 	case spi.TypeTimestamp:
-		x, ok := v.(time.Time)
-		if !ok {
-			return nil, typeErr(t, v)
+		// timestamp without time zone takes the instant's UTC wall time.
+		if oid == pgtype.TimestampOID || oid == pgtype.TimestamptzOID {
+			return func(buf []byte, v any) ([]byte, error) {
+				t, ok := v.(time.Time)
+				if !ok {
+					return nil, typeErr(spi.TypeTimestamp, v)
+				}
+				t = t.Round(time.Microsecond)
+				return appendWord64(buf, uint64((t.Unix()-pgEpochUnix)*1e6+int64(t.Nanosecond()/1000))), nil
+			}
 		}
-		x = x.Round(time.Microsecond)
-		us := (x.Unix()-pgEpochUnix)*1e6 + int64(x.Nanosecond()/1000)
-		buf = binary.BigEndian.AppendUint32(buf, 8)
-		return binary.BigEndian.AppendUint64(buf, uint64(us)), nil
 	case spi.TypeBytes:
-		switch x := v.(type) {
-		case []byte:
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
-			return append(buf, x...), nil
-		case string:
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
-			return append(buf, x...), nil
+		if oid == pgtype.ByteaOID {
+			return appendText
 		}
 	}
-	return nil, typeErr(t, v)
+	return nil
+}
+
+func appendWord32(buf []byte, w uint32) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, 4)
+	return binary.BigEndian.AppendUint32(buf, w)
+}
+
+func appendWord64(buf []byte, w uint64) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, 8)
+	return binary.BigEndian.AppendUint64(buf, w)
+}
+
+func appendFloat4(buf []byte, f float64, err error) ([]byte, error) {
+	if err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) && math.Abs(f) > math.MaxFloat32 {
+		err = fmt.Errorf("%g is out of range for real", f)
+	}
+	return appendWord32(buf, math.Float32bits(float32(f))), err
+}
+
+// appendText appends a string or []byte as is: text, varchar, bpchar, name,
+// json and bytea share this binary form.
+func appendText(buf []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
+		return append(buf, x...), nil
+	case []byte:
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
+		return append(buf, x...), nil
+	}
+	return nil, fmt.Errorf("value of Go type %T is not a string or bytes", v)
+}
+
+// appendUUID appends a UUID given as text: 32 hex digits, with or without
+// hyphens and braces.
+func appendUUID(buf []byte, v any) ([]byte, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, typeErr(spi.TypeString, v)
+	}
+	var digits [32]byte
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '-' || (c == '{' && i == 0) || (c == '}' && i == len(s)-1):
+		case n < 32:
+			digits[n] = c
+			n++
+		default:
+			n = 33
+		}
+	}
+	var u [16]byte
+	if _, err := hex.Decode(u[:], digits[:]); n != 32 || err != nil {
+		return nil, fmt.Errorf("%q is not a uuid", s)
+	}
+	buf = binary.BigEndian.AppendUint32(buf, 16)
+	return append(buf, u[:]...), nil
+}
+
+func appendNumericField(buf []byte, s string) ([]byte, error) {
+	at := len(buf)
+	buf = append(buf, 0, 0, 0, 0)
+	buf, err := appendNumeric(buf, s)
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
+	return buf, nil
+}
+
+// asInt returns an int field's value; Go's other integer types are taken too.
+func asInt(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case int:
+		return int64(x), nil
+	case int32:
+		return int64(x), nil
+	case int16:
+		return int64(x), nil
+	case int8:
+		return int64(x), nil
+	case uint32:
+		return int64(x), nil
+	case uint16:
+		return int64(x), nil
+	case uint8:
+		return int64(x), nil
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, fmt.Errorf("%d is out of the int range", x)
+		}
+		return int64(x), nil
+	}
+	return 0, typeErr(spi.TypeInt, v)
+}
+
+func asFloat(v any) (float64, error) {
+	switch x := v.(type) {
+	case float64:
+		return x, nil
+	case float32:
+		return float64(x), nil
+	}
+	return 0, typeErr(spi.TypeFloat, v)
+}
+
+func decimalFloat(v any) (float64, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, typeErr(spi.TypeDecimal, v)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a decimal", s)
+	}
+	return f, nil
+}
+
+// dateDays returns a date's days from 2000-01-01.
+func dateDays(v any) (int64, error) {
+	t, ok := v.(time.Time)
+	if !ok {
+		return 0, typeErr(spi.TypeDate, v)
+	}
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix()/86400 - pgEpochDays, nil
 }
 
 func typeErr(t spi.FieldType, v any) error {
