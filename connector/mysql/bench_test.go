@@ -23,7 +23,7 @@ import (
 // benchRows is the size of the benchmarks' table.
 const benchRows = 500_000
 
-const benchTable = "CREATE TABLE %s (id BIGINT PRIMARY KEY, n INT NOT NULL, f DOUBLE, d DECIMAL(18,4), s VARCHAR(64), ts DATETIME(6)) ENGINE=InnoDB"
+const benchTable = "CREATE TABLE IF NOT EXISTS %s (id BIGINT PRIMARY KEY, n INT NOT NULL, f DOUBLE, d DECIMAL(18,4), s VARCHAR(64), ts DATETIME(6)) ENGINE=InnoDB"
 
 var benchSchema = spi.Schema{
 	{Name: "id", Type: spi.TypeInt}, {Name: "n", Type: spi.TypeInt}, {Name: "f", Type: spi.TypeFloat, Nullable: true},
@@ -115,13 +115,13 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 	b.Run("baseline-load-data-infile", func(b *testing.B) {
-		exec(b, db, fmt.Sprintf(benchTable, "load_infile"))
+		exec(b, db, fmt.Sprintf(benchTable, "load_baseline"))
 		b.ResetTimer()
 		for b.Loop() {
 			b.StopTimer()
-			exec(b, db, "TRUNCATE TABLE load_infile")
+			exec(b, db, "TRUNCATE TABLE load_baseline")
 			b.StartTimer()
-			loadData(b, db, "load_infile", benchTSV(rows))
+			loadData(b, db, "load_baseline", benchTSV(rows))
 		}
 		b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
@@ -137,10 +137,14 @@ func BenchmarkRead(b *testing.B) {
 	dsn, db := newDatabase(b)
 	exec(b, db, fmt.Sprintf(benchTable, "src"))
 	loadData(b, db, "src", benchTSV(benchData(benchRows)))
-	c := open(b, dsn)
 	ctx := context.Background()
-	for _, parts := range []int{1, 2} {
-		b.Run(fmt.Sprintf("connector-%dpartitions", parts), func(b *testing.B) {
+	for _, v := range []struct {
+		parts int
+		mode  string
+	}{{1, mysql.StageInterpolated}, {2, mysql.StageInterpolated}, {1, mysql.StagePrepared}, {2, mysql.StagePrepared}} {
+		parts := v.parts
+		c := openStaging(b, dsn, v.mode)
+		b.Run(fmt.Sprintf("connector-%dpartitions-%s", parts, v.mode), func(b *testing.B) {
 			ds := spi.Dataset{Table: "src", Options: map[string]string{"partition_by": "id"}}
 			for b.Loop() {
 				ps, err := c.Partitions(ctx, ds, parts)

@@ -21,13 +21,13 @@ func OpenStaging(ctx context.Context, sys spi.System, path string) (*Conn, error
 	if err != nil {
 		return nil, err
 	}
-	cfg.InterpolateParams = path != StagePrepared
+	cfg.InterpolateParams = path == StageInterpolated
 	c, err := open(ctx, sys, cfg)
 	if err != nil {
 		return nil, err
 	}
 	conn := c.(*Conn)
-	conn.prepare = path == StagePrepared
+	conn.prepare = path != StageInterpolated
 	conn.infile = path == StageInfile
 	return conn, nil
 }

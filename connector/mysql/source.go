@@ -277,8 +277,20 @@ func (c *Conn) Read(ctx context.Context, ds spi.Dataset, p spi.Partition, batchS
 		return c.fail("read", r.label, err)
 	}
 	q := "SELECT " + strings.Join(r.cols, ", ") + " FROM " + r.from + where
-	rows, err := c.db.QueryContext(ctx, q, args...)
-	if err != nil {
+	var rows *sql.Rows
+	if c.prepare {
+		// A prepared statement has its rows sent in the binary protocol,
+		// even without arguments.
+		stmt, err := c.db.PrepareContext(ctx, q)
+		if err != nil {
+			return c.fail("read", r.label, err)
+		}
+		defer stmt.Close()
+		rows, err = stmt.QueryContext(ctx, args...)
+		if err != nil {
+			return c.fail("read", r.label, err)
+		}
+	} else if rows, err = c.db.QueryContext(ctx, q, args...); err != nil {
 		return c.fail("read", r.label, err)
 	}
 	cols := make([]sqlrow.Column, len(r.kinds))

@@ -21,7 +21,7 @@ import (
 // benchRows is the size of the benchmarks' table.
 const benchRows = 500_000
 
-const benchTable = "CREATE TABLE %s (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, f REAL, d DECIMAL(18,4), s TEXT, ts DATETIME)"
+const benchTable = "CREATE TABLE IF NOT EXISTS %s (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, f REAL, d DECIMAL(18,4), s TEXT, ts DATETIME)"
 
 var benchSchema = spi.Schema{
 	{Name: "id", Type: spi.TypeInt}, {Name: "n", Type: spi.TypeInt}, {Name: "f", Type: spi.TypeFloat, Nullable: true},
