@@ -214,14 +214,21 @@ func BenchmarkLoad(b *testing.B) {
 		}
 		report(b)
 	})
-	for _, threads := range []int{1, 2} {
-		b.Run(fmt.Sprintf("load/threads=%d", threads), func(b *testing.B) {
+	for _, bc := range []struct {
+		mode    spi.WriteMode
+		threads int
+	}{{spi.ModeTruncateInsert, 1}, {spi.ModeTruncateInsert, 2}, {spi.ModeAppend, 2}, {spi.ModeUpsert, 2}} {
+		threads := bc.threads
+		b.Run(fmt.Sprintf("load/%s/threads=%d", bc.mode, threads), func(b *testing.B) {
 			c := d.open(b)
 			run := 0
 			for b.Loop() {
 				run++
-				l, err := c.Begin(ctx, spi.LoadSpec{RunID: fmt.Sprintf("%d%d", threads, run), Mapping: "bench", Dataset: spi.Dataset{Table: "trades"},
-					Schema: BenchTradesSchema, Mode: spi.ModeTruncateInsert})
+				if bc.mode != spi.ModeTruncateInsert {
+					d.exec(b, "TRUNCATE trades")
+				}
+				l, err := c.Begin(ctx, spi.LoadSpec{RunID: fmt.Sprintf("%s%d%d", bc.mode[:1], threads, run), Mapping: "bench", Dataset: spi.Dataset{Table: "trades"},
+					Schema: BenchTradesSchema, Mode: bc.mode, Key: []string{"id"}})
 				if err != nil {
 					b.Fatal(err)
 				}

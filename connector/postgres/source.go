@@ -30,8 +30,10 @@ const (
 	OptionPartitionMinRows = "partition_min_rows"
 )
 
-// ReadMethodDefault is the read method when a dataset names none; see
-// BENCHMARKS in the package's bench_test.go for the measurement behind it.
+// ReadMethodDefault is the read method when a dataset names none. Measured
+// on 2M rows of the benchmark table (PostgreSQL 15), rows cost the server
+// 0.72-0.81 s of CPU and copy 0.88-0.90 s, the client the same for both
+// (1.2-1.4 s); rows also binds its values where COPY takes literals.
 const ReadMethodDefault = "rows"
 
 // shape is what a dataset looks like: where rows come from and their columns.
