@@ -2,6 +2,7 @@ package sqlrow_test
 
 import (
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
@@ -199,4 +200,26 @@ func TestQuote(t *testing.T) {
 	require.Equal(t, [2]string{"sales", "trades"}, [2]string{s, tb})
 	s, tb = sqlrow.SplitTable("trades")
 	require.Equal(t, [2]string{"", "trades"}, [2]string{s, tb})
+}
+
+// FuzzDecimal: what Decimal accepts it returns canonical (a fixed point of
+// Decimal) and equal in value to its input.
+func FuzzDecimal(f *testing.F) {
+	for _, s := range []string{"0", "-12.340", "1.5e3", ".5", "007", "-0.0", "1e-30", "+9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := sqlrow.Decimal(s)
+		if err != nil {
+			return
+		}
+		again, err := sqlrow.Decimal(out)
+		require.NoError(t, err, "%q -> %q", s, out)
+		require.Equal(t, out, again)
+		a, ok1 := new(big.Rat).SetString(s)
+		b, ok2 := new(big.Rat).SetString(out)
+		if ok1 && ok2 {
+			require.Zero(t, a.Cmp(b), "%q -> %q", s, out)
+		}
+	})
 }
