@@ -26,12 +26,12 @@ const allTypes = "CREATE TABLE `%s` (" +
 
 var allTypesSchema = spi.Schema{
 	{Name: "id", Type: spi.TypeInt}, {Name: "i", Type: spi.TypeInt, Nullable: true}, {Name: "b", Type: spi.TypeBool, Nullable: true},
-	{Name: "f", Type: spi.TypeFloat, Nullable: true}, {Name: "d", Type: spi.TypeDecimal, Nullable: true},
+	{Name: "f", Type: spi.TypeFloat, Nullable: true}, {Name: "d", Type: spi.TypeDecimal, Nullable: true, Precision: 38, Scale: 9},
 	{Name: "s", Type: spi.TypeString, Nullable: true}, {Name: "txt", Type: spi.TypeString, Nullable: true},
 	{Name: "j", Type: spi.TypeString, Nullable: true}, {Name: "e", Type: spi.TypeString, Nullable: true},
 	{Name: "dt", Type: spi.TypeDate, Nullable: true}, {Name: "ts", Type: spi.TypeTimestamp, Nullable: true},
 	{Name: "tsz", Type: spi.TypeTimestamp, Nullable: true}, {Name: "bin", Type: spi.TypeBytes, Nullable: true},
-	{Name: "blb", Type: spi.TypeBytes, Nullable: true}, {Name: "u", Type: spi.TypeDecimal, Nullable: true},
+	{Name: "blb", Type: spi.TypeBytes, Nullable: true}, {Name: "u", Type: spi.TypeDecimal, Nullable: true, Precision: 20},
 }
 
 // allTypesRows are values of every type: NULLs, unicode with 4-byte

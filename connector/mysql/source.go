@@ -86,12 +86,13 @@ func (c *Conn) relation(ctx context.Context, ds spi.Dataset) (*relation, error) 
 type tableColumn struct {
 	name, dataType, columnType, extra string
 	nullable, hasDefault              bool
+	precision, scale                  sql.NullInt64
 }
 
 // columns reads a table's columns; none means no such table.
 func (c *Conn) columns(ctx context.Context, schema, table string) ([]tableColumn, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT IS NOT NULL, EXTRA
-		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
+	rows, err := c.db.QueryContext(ctx, `SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT IS NOT NULL, EXTRA,
+		NUMERIC_PRECISION, NUMERIC_SCALE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func (c *Conn) columns(ctx context.Context, schema, table string) ([]tableColumn
 	for rows.Next() {
 		var tc tableColumn
 		var tname, nullable string
-		if err := rows.Scan(&tname, &tc.name, &tc.dataType, &tc.columnType, &nullable, &tc.hasDefault, &tc.extra); err != nil {
+		if err := rows.Scan(&tname, &tc.name, &tc.dataType, &tc.columnType, &nullable, &tc.hasDefault, &tc.extra, &tc.precision, &tc.scale); err != nil {
 			return nil, err
 		}
 		// information_schema compares names without case; tables do not.
@@ -131,7 +132,14 @@ func (c *Conn) describeTable(ctx context.Context, name string) (*relation, error
 		if err != nil {
 			return nil, c.fail("describe", label, fmt.Errorf("%w: column %s: %w", spi.ErrInvalid, tc.name, err))
 		}
-		r.schema = append(r.schema, spi.Field{Name: tc.name, Type: kindType[k], Nullable: tc.nullable})
+		f := spi.Field{Name: tc.name, Type: kindType[k], Nullable: tc.nullable}
+		switch k {
+		case kDecimal:
+			f.Precision, f.Scale = int(tc.precision.Int64), int(tc.scale.Int64)
+		case kUint64:
+			f.Precision = 20
+		}
+		r.schema = append(r.schema, f)
 		r.kinds = append(r.kinds, k)
 		r.cols = append(r.cols, quote(tc.name))
 	}
@@ -159,7 +167,16 @@ func (c *Conn) describeQuery(ctx context.Context, query string) (*relation, erro
 			return nil, c.fail("describe", "query", fmt.Errorf("%w: column %s: %w", spi.ErrInvalid, ct.Name(), err))
 		}
 		nullable, _ := ct.Nullable()
-		r.schema = append(r.schema, spi.Field{Name: ct.Name(), Type: kindType[k], Nullable: nullable})
+		f := spi.Field{Name: ct.Name(), Type: kindType[k], Nullable: nullable}
+		switch k {
+		case kDecimal:
+			if p, s, ok := ct.DecimalSize(); ok {
+				f.Precision, f.Scale = int(p), int(s)
+			}
+		case kUint64:
+			f.Precision = 20
+		}
+		r.schema = append(r.schema, f)
 		r.kinds = append(r.kinds, k)
 		r.cols = append(r.cols, quote(ct.Name()))
 	}

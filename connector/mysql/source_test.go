@@ -170,6 +170,7 @@ func TestQuerySource(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []spi.FieldType{spi.TypeInt, spi.TypeInt, spi.TypeDecimal, spi.TypeString},
 		[]spi.FieldType{schema[0].Type, schema[1].Type, schema[2].Type, schema[3].Type})
+	require.Equal(t, [2]int{11, 2}, [2]int{schema[2].Precision, schema[2].Scale}, "MariaDB types amount * 2 of a DECIMAL(10,2) as DECIMAL(11,2)")
 	rows, bad := readAll(t, c, ds, 4)
 	require.Empty(t, bad)
 	sortRows(rows)

@@ -142,7 +142,7 @@ func (c *Conn) describeTable(ctx context.Context, name string) (*relation, error
 			}
 			col.typ = valueType(v)
 		}
-		r.schema = append(r.schema, spi.Field{Name: tc.name, Type: col.typ, Nullable: !tc.notNull})
+		r.schema = append(r.schema, spi.Field{Name: tc.name, Type: col.typ, Nullable: !tc.notNull, Precision: col.precision, Scale: col.scale})
 		r.cols = append(r.cols, col)
 		r.quoted = append(r.quoted, quote(tc.name))
 	}
@@ -195,7 +195,7 @@ func (c *Conn) describeQuery(ctx context.Context, query string) (*relation, erro
 		if col.untyped {
 			col.typ = valueType(first[i])
 		}
-		r.schema = append(r.schema, spi.Field{Name: ct.Name(), Type: col.typ, Nullable: true})
+		r.schema = append(r.schema, spi.Field{Name: ct.Name(), Type: col.typ, Nullable: true, Precision: col.precision, Scale: col.scale})
 		r.cols = append(r.cols, col)
 		r.quoted = append(r.quoted, quote(ct.Name()))
 	}

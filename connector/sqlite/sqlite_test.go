@@ -84,11 +84,11 @@ const allTypes = `CREATE TABLE "all types" (id INTEGER PRIMARY KEY, i BIGINT, b 
 
 var allTypesSchema = spi.Schema{
 	{Name: "id", Type: spi.TypeInt, Nullable: true}, {Name: "i", Type: spi.TypeInt, Nullable: true}, {Name: "b", Type: spi.TypeBool, Nullable: true},
-	{Name: "f", Type: spi.TypeFloat, Nullable: true}, {Name: "d", Type: spi.TypeDecimal, Nullable: true},
+	{Name: "f", Type: spi.TypeFloat, Nullable: true}, {Name: "d", Type: spi.TypeDecimal, Nullable: true, Precision: 38, Scale: 9},
 	{Name: "s", Type: spi.TypeString, Nullable: true}, {Name: "txt", Type: spi.TypeString, Nullable: true},
 	{Name: "j", Type: spi.TypeString, Nullable: true}, {Name: "dt", Type: spi.TypeDate, Nullable: true},
 	{Name: "ts", Type: spi.TypeTimestamp, Nullable: true}, {Name: "tsz", Type: spi.TypeTimestamp, Nullable: true},
-	{Name: "bin", Type: spi.TypeBytes, Nullable: true}, {Name: "nd", Type: spi.TypeDecimal, Nullable: true},
+	{Name: "bin", Type: spi.TypeBytes, Nullable: true}, {Name: "nd", Type: spi.TypeDecimal, Nullable: true, Precision: 12, Scale: 3},
 	{Name: "anything", Type: spi.TypeString, Nullable: true},
 }
 
@@ -221,6 +221,7 @@ func TestQuerySource(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []spi.FieldType{spi.TypeInt, spi.TypeDecimal, spi.TypeString, spi.TypeTimestamp, spi.TypeInt},
 		[]spi.FieldType{schema[0].Type, schema[1].Type, schema[2].Type, schema[3].Type, schema[4].Type})
+	require.Equal(t, [2]int{10, 2}, [2]int{schema[1].Precision, schema[1].Scale})
 	rows, bad := readAll(t, c, ds, 4)
 	require.Empty(t, bad)
 	sortRows(rows)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,8 @@ import (
 // column is how a column is read and written.
 type column struct {
 	typ spi.FieldType
+	// precision and scale of a decimal, from its declared type (0 when none).
+	precision, scale int
 	// textAffinity: the declared type gives TEXT affinity, so a decimal is
 	// kept as text (NUMERIC affinity turns it into a number).
 	textAffinity bool
@@ -44,7 +47,12 @@ func declared(decl string) column {
 	case has("DATE"):
 		return column{typ: spi.TypeDate, textAffinity: text}
 	case has("DEC", "NUMERIC", "NUMBER", "MONEY"):
-		return column{typ: spi.TypeDecimal, textAffinity: text}
+		col := column{typ: spi.TypeDecimal, textAffinity: text}
+		if m := precisionScale.FindStringSubmatch(u); m != nil {
+			col.precision, _ = strconv.Atoi(m[1])
+			col.scale, _ = strconv.Atoi(m[2])
+		}
+		return col
 	case has("INT"):
 		return column{typ: spi.TypeInt}
 	case has("CHAR", "CLOB", "TEXT", "JSON", "UUID", "TIME"):
@@ -56,6 +64,8 @@ func declared(decl string) column {
 	}
 	return column{typ: spi.TypeString}
 }
+
+var precisionScale = regexp.MustCompile(`\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)`)
 
 // valueType is the field type of an untyped column, from one of its values.
 func valueType(v any) spi.FieldType {
