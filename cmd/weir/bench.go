@@ -108,14 +108,24 @@ func startEmbedded(ctx context.Context, f *serviceFlags) (*client.Client, func()
 		return nil, nil, err
 	}
 	node := "bench-" + fmt.Sprint(os.Getpid())
-	s := &stack{log: log, store: store}
-	if _, err := s.addServer(f, node); err != nil {
+	s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL))
+	if err != nil {
 		_ = store.Close()
 		_ = os.RemoveAll(tmp)
 		return nil, nil, err
 	}
-	url := "http://" + s.ln.Addr().String()
-	s.addWorker(f, node, []string{catalog.NodeRoleServer, catalog.NodeRoleWorker}, url)
+	api, url, err := s.addServer(f, newNodeAuth(store, node))
+	if err == nil {
+		err = s.addWorker(f, []string{catalog.NodeRoleServer, catalog.NodeRoleWorker}, url)
+	}
+	if err != nil {
+		if api != nil {
+			api.close()
+		}
+		_ = store.Close()
+		_ = os.RemoveAll(tmp)
+		return nil, nil, err
+	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { _ = s.serve(sctx); close(done) }()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/weirdata/weir/catalog"
@@ -34,6 +35,11 @@ used as that token instead), two filesystem systems demo-src and demo-dst
 under the data dir, a few hundred sample CSV files of trades by symbol and
 business date in demo-src, and the mapping demo-trades between them.
 
+As on every node, the services (api, workload, worker, profiler, notifier
+and the --command commands) run under the node's monitor, which restarts
+what dies; the profiler samples this host every --sample-interval, and the
+dispatcher agent's commands answer on the API's address.
+
   weir dev
   weir submit demo-trades -p business_date=2026-11-20 --wait`,
 		Args: cobra.NoArgs,
@@ -44,6 +50,8 @@ business date in demo-src, and the mapping demo-trades between them.
 	f.bindCommon(cmd)
 	f.bindServer(cmd)
 	f.bindWorker(cmd)
+	f.bindNode(cmd, "the data dir and the roots of the fs systems on this host")
+	f.bindAlerts(cmd)
 	return cmd
 }
 
@@ -51,6 +59,11 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 	log, err := f.logger(os.Stderr)
 	if err != nil {
 		return err
+	}
+	for _, check := range []func() error{f.checkNode, f.checkServer, f.checkWorker} {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	dataDir, err := filepath.Abs(g.dataDir)
 	if err != nil {
@@ -75,14 +88,39 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		_ = store.Close()
 		return err
 	}
-	node := f.node()
-	s := &stack{log: log.With("node", node), store: store}
-	if _, err := s.addServer(f, node); err != nil {
+	roots, err := fsRoots(ctx, store, nil)
+	if err != nil {
 		_ = store.Close()
 		return err
 	}
-	url := "http://" + s.ln.Addr().String()
-	s.addWorker(f, node, []string{catalog.NodeRoleServer, catalog.NodeRoleWorker}, url)
+	diskPaths, err := f.diskPathsFor(append([]string{dataDir, catalogDir(f.catalog)}, roots...)...)
+	if err != nil {
+		_ = store.Close()
+		return err
+	}
+	node := f.node()
+	s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL))
+	if err != nil {
+		_ = store.Close()
+		return err
+	}
+	api, url, err := s.addServer(f, newNodeAuth(store, node))
+	if err == nil {
+		err = s.addWorker(f, []string{catalog.NodeRoleServer, catalog.NodeRoleWorker}, url)
+	}
+	if err == nil {
+		err = s.addProfiler(f, diskPaths)
+	}
+	if err == nil {
+		err = s.addCommands(f)
+	}
+	if err != nil {
+		if api != nil {
+			api.close()
+		}
+		_ = store.Close()
+		return err
+	}
 	out := g.main.Stdout
 	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, f.catalog, f.region)
 	if token != "" {
@@ -93,6 +131,25 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 	fmt.Fprintf(out, "or with curl:\n  curl -s -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' -d '{\"mapping\":\"%s\",\"params\":{\"business_date\":\"2026-11-20\"}}' %s/api/v1/runs\n",
 		filepath.Join(g.dataDir, AdminTokenFile), DemoMappingName, url)
 	return s.serve(ctx)
+}
+
+// fsRoots returns the roots of the fs systems named (all fs systems when
+// names is nil), for the profiler to report their disk space.
+func fsRoots(ctx context.Context, store *catalog.Store, names []string) ([]string, error) {
+	systems, err := store.ListSystems(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list systems: %w", err)
+	}
+	var roots []string
+	for _, sys := range systems {
+		if sys.Kind != catalog.KindFS || (names != nil && !slices.Contains(names, sys.Name)) {
+			continue
+		}
+		if root := sys.Settings.V["root"]; root != "" {
+			roots = append(roots, root)
+		}
+	}
+	return roots, nil
 }
 
 // devAdminToken makes sure the admin user and its token exist. It returns

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,6 +35,16 @@ type serviceFlags struct {
 	leaseTTL      time.Duration
 	leaderTTL     time.Duration
 	nodeDeadAfter time.Duration
+
+	// Governance (governance.go).
+	diskPaths        []string
+	sampleInterval   time.Duration
+	commands         []string
+	webhooks         []string
+	alertMinSeverity string
+	agentListen      string
+	agentAdvertise   string
+	envErrs          []error // bad WEIR_* values behind flag defaults
 }
 
 func (f *serviceFlags) bindCommon(cmd *cobra.Command) {
@@ -98,7 +107,7 @@ func version() string {
 }
 
 func serviceCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newDevCmd(g), newServerCmd(g), newWorkerCmd(g), newMigrateCmd(g), newBenchCmd(g)}
+	return []*cobra.Command{newDevCmd(g), newServerCmd(g), newWorkerCmd(g), newAgentCmd(g), newMigrateCmd(g), newBenchCmd(g)}
 }
 
 // openCatalog opens the catalog and, with migrate, brings its schema up to
@@ -158,86 +167,107 @@ forward-only; concurrent runs on PostgreSQL wait for each other.
 	return cmd
 }
 
-// stack is the set of components one process runs, and their shutdown.
-type stack struct {
-	log   *slog.Logger
-	store *catalog.Store
-	http  *http.Server
-	ln    net.Listener
-	runs  []func(context.Context) error
-}
-
-// serve runs every component until ctx ends (SIGINT/SIGTERM), then shuts down
-// gracefully: the API stops taking requests, components finish, the catalog closes.
-func (s *stack) serve(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(s.runs)+1)
-	for _, run := range s.runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errc <- err
-				cancel()
-			}
-		}()
-	}
-	if s.http != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-				cancel()
-			}
-		}()
-	}
-	<-ctx.Done()
-	s.log.Info("shutting down")
-	if s.http != nil {
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_ = s.http.Shutdown(sctx)
-		scancel()
-	}
-	wg.Wait()
-	_ = s.store.Close()
-	close(errc)
-	for err := range errc {
-		return err
-	}
-	s.log.Info("stopped")
-	return nil
-}
-
-// listenAPI binds the REST API's address; it fails early and clearly when taken.
-func (s *stack) listenAPI(addr string, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
+// addServer adds the region's broker (REST API, with the dispatcher agent's
+// commands on the same listener) and workload manager, and the delivery of
+// alerts. It returns the API's bound listener and advertised URL.
+func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, string, error) {
+	agent, err := s.newAgent(f, auth, nil, "")
 	if err != nil {
-		return withHint(fmt.Errorf("listen on %s: %w", addr, err), "another process uses that address; pass --listen HOST:PORT")
+		return nil, "", err
 	}
-	s.ln = ln
-	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "broker")}, s.store)
+	api, err := bindListener(f.listen, "--listen")
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := advertiseURL("", api.Addr(), "--listen")
+	if err != nil {
+		api.close()
+		return nil, "", err
+	}
+	if err := s.add(ServiceAPI, func() (func(context.Context) error, error) {
+		return serveHTTP(api, withAgent(b.Handler(), agent), s.log.With("component", "http")), nil
+	}); err != nil {
+		api.close()
+		return nil, "", err
+	}
+	wcfg := workload.Config{Region: f.region, NodeID: s.node, MaxActiveRuns: f.maxActiveRuns,
+		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, Logger: s.log.With("component", "workload")}
+	if err := s.add(ServiceWorkload, func() (func(context.Context) error, error) {
+		return workload.New(wcfg, s.store).Run, nil
+	}); err != nil {
+		api.close()
+		return nil, "", err
+	}
+	if err := s.addNotifier(f); err != nil {
+		api.close()
+		return nil, "", err
+	}
+	return api, url, nil
+}
+
+// addWorker adds the worker, which heartbeats the node's row with roles and address.
+func (s *stack) addWorker(f *serviceFlags, roles []string, address string) error {
+	cfg := worker.Config{NodeID: s.node, Region: f.region, Address: address, Version: version(), Roles: roles,
+		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, Logger: s.base.With("component", "worker")}
+	return s.add(ServiceWorker, func() (func(context.Context) error, error) {
+		return worker.New(cfg, s.store, connector.Default()).Run, nil
+	})
+}
+
+// addPresence adds the heartbeat of a node that runs no worker (which
+// heartbeats itself).
+func (s *stack) addPresence(f *serviceFlags, roles []string, address string) error {
+	cfg := monitor.PresenceConfig{Node: catalog.Node{ID: s.node, Region: f.region, Roles: catalog.NewJSON(roles),
+		Address: address, Version: version(), StartedAt: time.Now().UTC()}, Logger: s.log}
+	return s.add(ServicePresence, func() (func(context.Context) error, error) {
+		return monitor.NewPresence(cfg, s.store).Run, nil
+	})
+}
+
+// checkServer checks the flags of bindServer.
+func (f *serviceFlags) checkServer() error {
+	switch {
+	case f.maxActiveRuns < 1:
+		return withHint(fmt.Errorf("bad --max-active-runs %d: must be at least 1", f.maxActiveRuns), "leave it out for %d", workload.MaxActiveRunsDefault)
+	case f.leaderTTL < 100*time.Millisecond:
+		return withHint(fmt.Errorf("bad --leader-lease %s: must be at least 100ms", f.leaderTTL), "leave it out for %s", workload.LeaseTTLDefault)
+	case f.nodeDeadAfter < 100*time.Millisecond:
+		return withHint(fmt.Errorf("bad --node-dead-after %s: must be at least 100ms", f.nodeDeadAfter), "leave it out for %s", workload.NodeDeadAfterDefault)
+	}
+	_, err := f.alertWebhooks()
+	return err
+}
+
+// checkWorker checks the flags of bindWorker.
+func (f *serviceFlags) checkWorker() error {
+	switch {
+	case f.slots < 1 || f.threads < 1:
+		return withHint(errors.New("--slots and --threads must be at least 1"), "leave them out to use one per CPU core")
+	case f.leaseTTL < 100*time.Millisecond:
+		return withHint(fmt.Errorf("bad --run-lease %s: must be at least 100ms", f.leaseTTL), "leave it out for %s", worker.LeaseTTLDefault)
+	}
 	return nil
 }
 
-func (s *stack) addServer(f *serviceFlags, node string) (*broker.Server, error) {
-	b := broker.New(broker.Config{Region: f.region, NodeID: node, Logger: s.log.With("component", "broker")}, s.store)
-	if err := s.listenAPI(f.listen, b.Handler()); err != nil {
-		return nil, err
+// catalogDir is the directory of a SQLite catalog, "" for PostgreSQL.
+func catalogDir(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") || dsn == ":memory:" {
+		return ""
 	}
-	m := workload.New(workload.Config{Region: f.region, NodeID: node, MaxActiveRuns: f.maxActiveRuns,
-		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, Logger: s.log.With("component", "workload")}, s.store)
-	s.runs = append(s.runs, m.Run)
-	return b, nil
+	p := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return filepath.Dir(p)
 }
 
-func (s *stack) addWorker(f *serviceFlags, node string, roles []string, address string) {
-	w := worker.New(worker.Config{NodeID: node, Region: f.region, Address: address, Version: version(), Roles: roles,
-		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, Logger: s.log.With("component", "worker")},
-		s.store, connector.Default())
-	s.runs = append(s.runs, w.Run)
+// workDir is the process's working directory, "." when unknown.
+func workDir() string {
+	if d, err := os.Getwd(); err == nil {
+		return d
+	}
+	return "."
 }
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -250,15 +280,33 @@ Any number of servers may run against one catalog: one is elected leader
 through a lease row and dispatches; the others take over within the lease
 time when it dies.
 
+Every service of the node (api, workload, profiler, presence, notifier and
+the --command commands) runs under the node's monitor: one that dies or
+panics is restarted with backoff, and the catalog's services table shows
+its status, restarts and last error. The dispatcher agent's commands answer
+on the API's address under /agent/v1/commands. The profiler samples this
+host every --sample-interval; alerts go to each --alert-webhook.
+
   export WEIR_CATALOG=postgres://postgres@127.0.0.1:5432/weir
   weir migrate
-  WEIR_ADMIN_TOKEN=... weir server --listen 0.0.0.0:8080 --region us-east
+  WEIR_ADMIN_TOKEN=... weir server --listen 0.0.0.0:8080 --region us-east \
+      --alert-webhook https://hooks.example.com/weir --alert-min-severity warning
 
 WEIR_ADMIN_TOKEN, when set, makes sure an admin user with that token exists.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log, err := f.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			if err := f.checkNode(); err != nil {
+				return err
+			}
+			if err := f.checkServer(); err != nil {
+				return err
+			}
+			diskPaths, err := f.diskPathsFor(catalogDir(f.catalog), workDir())
 			if err != nil {
 				return err
 			}
@@ -273,21 +321,36 @@ WEIR_ADMIN_TOKEN, when set, makes sure an admin user with that token exists.`,
 				}
 			}
 			node := f.node()
-			s := &stack{log: log.With("node", node), store: store}
-			if _, err := s.addServer(f, node); err != nil {
+			s, err := newStack(log, store, node, f.region, 0)
+			if err != nil {
 				_ = store.Close()
 				return err
 			}
-			p := monitor.NewPresence(monitor.PresenceConfig{Node: catalog.Node{ID: node, Region: f.region,
-				Roles: catalog.NewJSON([]string{catalog.NodeRoleServer}), Address: "http://" + s.ln.Addr().String(), Version: version()},
-				Logger: s.log}, store)
-			s.runs = append(s.runs, p.Run)
-			s.log.Info("server started", "listen", s.ln.Addr().String(), "region", f.region)
+			api, url, err := s.addServer(f, newNodeAuth(store, node))
+			if err == nil {
+				err = s.addPresence(f, []string{catalog.NodeRoleServer}, url)
+			}
+			if err == nil {
+				err = s.addProfiler(f, diskPaths)
+			}
+			if err == nil {
+				err = s.addCommands(f)
+			}
+			if err != nil {
+				if api != nil {
+					api.close()
+				}
+				_ = store.Close()
+				return err
+			}
+			s.log.Info("server started", "listen", api.Addr(), "region", f.region)
 			return s.serve(ctx)
 		},
 	}
 	f.bindCommon(cmd)
 	f.bindServer(cmd)
+	f.bindNode(cmd, "the SQLite catalog's directory, or the working directory")
+	f.bindAlerts(cmd)
 	return cmd
 }
 
@@ -300,7 +363,15 @@ func newWorkerCmd(g *globals) *cobra.Command {
 workload manager assigns to it, moves their data with parallel threads,
 reports progress and writes the delivery manifest. Run as many as you like.
 
-  weir worker --catalog postgres://postgres@127.0.0.1:5432/weir --slots 4`,
+The worker, its profiler, its dispatcher agent and the --command commands
+run under the node's monitor, which restarts what dies and records it in
+the catalog's services table. The dispatcher agent listens on --agent-listen
+(default a free loopback port) and its URL is the node's address in the
+catalog; give --agent-listen 0.0.0.0:7071 (and --agent-advertise when the
+host name is not how others reach it) to let other hosts call it.
+
+  weir worker --catalog postgres://postgres@127.0.0.1:5432/weir --slots 4
+  weir worker --agent-listen 0.0.0.0:7071 --disk-path /data --command exporter=/usr/bin/node_exporter`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -308,21 +379,50 @@ reports progress and writes the delivery manifest. Run as many as you like.
 			if err != nil {
 				return err
 			}
-			if f.slots < 1 || f.threads < 1 {
-				return withHint(errors.New("--slots and --threads must be at least 1"), "leave them out to use one per CPU core")
+			if err := f.checkNode(); err != nil {
+				return err
+			}
+			if err := f.checkWorker(); err != nil {
+				return err
+			}
+			diskPaths, err := f.diskPathsFor(workDir())
+			if err != nil {
+				return err
 			}
 			store, err := openCatalog(ctx, f.catalog, log, false)
 			if err != nil {
 				return err
 			}
 			node := f.node()
-			s := &stack{log: log.With("node", node), store: store}
-			s.addWorker(f, node, []string{catalog.NodeRoleWorker}, "")
-			s.log.Info("worker started", "region", f.region, "slots", f.slots)
+			s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL))
+			if err != nil {
+				_ = store.Close()
+				return err
+			}
+			url, agent, err := s.addAgentListener(f, newNodeAuth(store, node), nil)
+			if err == nil {
+				err = s.addWorker(f, []string{catalog.NodeRoleWorker}, url)
+			}
+			if err == nil {
+				err = s.addProfiler(f, diskPaths)
+			}
+			if err == nil {
+				err = s.addCommands(f)
+			}
+			if err != nil {
+				if agent != nil {
+					agent.close()
+				}
+				_ = store.Close()
+				return err
+			}
+			s.log.Info("worker started", "region", f.region, "slots", f.slots, "agent", url)
 			return s.serve(ctx)
 		},
 	}
 	f.bindCommon(cmd)
 	f.bindWorker(cmd)
+	f.bindNode(cmd, "the working directory")
+	f.bindAgentListen(cmd)
 	return cmd
 }

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weirdata/weir/catalog"
+)
+
+// waitFor polls cond every 100 ms until it holds, failing t after timeout with what.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// service returns node's service row named name, nil when there is none.
+func (c *cluster) service(node, name string) *catalog.Service {
+	c.t.Helper()
+	svcs, err := c.store.ListServices(context.Background(), node)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for i := range svcs {
+		if svcs[i].Name == name {
+			return &svcs[i]
+		}
+	}
+	return nil
+}
+
+// nodeRow returns node's row, nil while it has none.
+func (c *cluster) nodeRow(id string) *catalog.Node {
+	c.t.Helper()
+	nodes, err := c.store.ListNodes(context.Background(), "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for i := range nodes {
+		if nodes[i].ID == id {
+			return &nodes[i]
+		}
+	}
+	return nil
+}
+
+// TestSupervisedCommandRestartedAfterKill: an external command configured
+// with --command is killed with SIGKILL; the worker's monitor starts it
+// again, the worker itself keeps running, and the catalog's services table
+// shows the restart, the new PID and why it died. The worker's in-process
+// services are recorded as running too.
+func TestSupervisedCommandRestartedAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	t.Parallel()
+	c := newCluster(t)
+	c.startWorker("w1", "--command", "sleeper=/bin/sleep,3600", "--sample-interval", "200ms")
+
+	var first *catalog.Service
+	waitFor(t, 30*time.Second, "command sleeper running with a PID", func() bool {
+		first = c.service("w1", "sleeper")
+		return first != nil && first.Status == catalog.ServiceRunning && first.PID > 0
+	})
+	if first.Kind != catalog.ServiceCommand || first.Restarts != 0 {
+		t.Fatalf("sleeper before the kill: %+v", first)
+	}
+	for _, name := range []string{ServiceWorker, ServiceProfiler, ServiceDispatcher} {
+		waitFor(t, 10*time.Second, name+" running", func() bool {
+			sv := c.service("w1", name)
+			return sv != nil && sv.Status == catalog.ServiceRunning && sv.Kind == catalog.ServiceInProcess
+		})
+	}
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill sleeper (pid %d): %v", first.PID, err)
+	}
+	var again *catalog.Service
+	waitFor(t, 30*time.Second, "sleeper restarted", func() bool {
+		again = c.service("w1", "sleeper")
+		return again != nil && again.Restarts >= 1 && again.Status == catalog.ServiceRunning && again.PID > 0 && again.PID != first.PID
+	})
+	if !strings.Contains(again.LastError, "killed") {
+		t.Errorf("last error %q does not say the command was killed", again.LastError)
+	}
+	if err := syscall.Kill(again.PID, 0); err != nil {
+		t.Errorf("the restarted command (pid %d) is not running: %v", again.PID, err)
+	}
+	if c.workers["w1"].exited() {
+		t.Fatal("the worker exited when its command was killed")
+	}
+	// Other services were not restarted along with it.
+	if sv := c.service("w1", ServiceWorker); sv.Restarts != 0 {
+		t.Errorf("worker service restarted %d times", sv.Restarts)
+	}
+
+	// The profiler of the worker's node samples the host.
+	waitFor(t, 10*time.Second, "a host sample of w1", func() bool {
+		l, err := c.store.GetLatestSample(context.Background(), "w1")
+		return err == nil && len(l.Metrics.V) > 0
+	})
+
+	// On SIGTERM every service stops and is recorded stopped.
+	c.workers["w1"].stop()
+	svcs, err := c.store.ListServices(context.Background(), "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sv := range svcs {
+		if sv.Status != catalog.ServiceStopped {
+			t.Errorf("after SIGTERM service %s is %s", sv.Name, sv.Status)
+		}
+	}
+	if err := syscall.Kill(again.PID, 0); err == nil {
+		t.Errorf("the command (pid %d) outlived its node", again.PID)
+	}
+}
+
+// agentCall POSTs a dispatcher command to base and returns the status and body.
+func agentCall(t *testing.T, base, token, command string, body any) (int, map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", base+"/agent/v1/commands/"+command, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("call %s at %s: %v", command, base, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s answered %d %q: %v", command, resp.StatusCode, raw, err)
+	}
+	return resp.StatusCode, out
+}
+
+// TestWorkerDispatcherAgent: a worker's dispatcher agent listens on its own
+// port, recorded as the node's address; it answers an authenticated count
+// with what is on disk and refuses calls without a valid token and unknown
+// commands, and every call is in the audit log.
+func TestWorkerDispatcherAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	t.Parallel()
+	c := newCluster(t)
+	root := filepath.Join(t.TempDir(), "landing")
+	writeFiles(t, root, 3, 1000)
+	ctx := context.Background()
+	if err := c.store.CreateSystem(ctx, &catalog.System{Name: "landing", Kind: catalog.KindFS, Region: RegionDefault,
+		Settings: catalog.NewJSON(map[string]string{"root": root})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ensureAdmin(ctx, c.store, c.token); err != nil {
+		t.Fatal(err)
+	}
+	c.startWorker("w1")
+	var n *catalog.Node
+	waitFor(t, 30*time.Second, "w1 alive with an address", func() bool {
+		n = c.nodeRow("w1")
+		return n != nil && n.State == catalog.NodeAlive && n.Address != ""
+	})
+	if !strings.HasPrefix(n.Address, "http://127.0.0.1:") {
+		t.Fatalf("w1's address %q is not its agent on a loopback port", n.Address)
+	}
+
+	code, out := agentCall(t, n.Address, c.token, "count", map[string]any{"system": "landing", "args": map[string]any{"path": "."}})
+	if code != 200 {
+		t.Fatalf("authenticated count: %d %v", code, out)
+	}
+	res, _ := out["result"].(map[string]any)
+	if res["files"] != float64(3) || res["bytes"] != float64(3000) || res["node"] != "w1" {
+		t.Errorf("count result %v, want 3 files, 3000 bytes, node w1", res)
+	}
+	for _, tc := range []struct {
+		token, command string
+		want           int
+	}{
+		{"", "count", 401},
+		{"not-a-token", "count", 401},
+		{c.token, "rm", 404},
+	} {
+		code, out := agentCall(t, n.Address, tc.token, tc.command, map[string]any{"system": "landing", "args": map[string]any{"path": "."}})
+		if code != tc.want {
+			t.Errorf("%s with token %q: %d %v, want %d", tc.command, tc.token, code, out, tc.want)
+		}
+	}
+	code, out = agentCall(t, n.Address, c.token, "count", map[string]any{"system": "landing", "args": map[string]any{"path": "../.."}})
+	if code != 400 {
+		t.Errorf("count of ../..: %d %v, want 400", code, out)
+	}
+
+	entries, _, err := c.store.ListAudit(ctx, catalog.AuditFilter{Node: "w1", Action: "dispatcher.count"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for _, e := range entries {
+		outcomes[e.Outcome]++
+	}
+	if outcomes[catalog.AuditOK] != 1 || outcomes[catalog.AuditUnauthenticated] != 2 || outcomes[catalog.AuditRejected] != 1 {
+		t.Errorf("audit outcomes of count on w1: %v", outcomes)
+	}
+}
+
+// TestAgentLinksAndProbesItsSystems: `weir agent --systems` records the
+// node on each system with the attributes its probe discovered (the host's
+// cores, the root's free space), serves only its systems, keeps its node
+// row alive with its agent's address, and refuses a system that does not
+// exist with a precise error.
+func TestAgentLinksAndProbesItsSystems(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "archive")
+	writeFiles(t, root, 2, 500)
+	for _, s := range []catalog.System{
+		{Name: "archive", Kind: catalog.KindFS, Region: RegionDefault, Settings: catalog.NewJSON(map[string]string{"root": root})},
+		{Name: "elsewhere", Kind: catalog.KindNull, Region: RegionDefault},
+	} {
+		if err := c.store.CreateSystem(ctx, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ensureAdmin(ctx, c.store, c.token); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := exec.Command(weirBin, "agent", "--catalog", c.dsn, "--systems", "archive,nope").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `no system named "nope"`) {
+		t.Errorf("agent with an unknown system: %v\n%s", err, out)
+	}
+	out, err = exec.Command(weirBin, "agent", "--catalog", c.dsn).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--systems") {
+		t.Errorf("agent without systems: %v\n%s", err, out)
+	}
+
+	p := startWeir(t, "agent a1", c.env(), "agent", "--node-id", "a1", "--systems", "archive", "--sample-interval", "200ms", "--log-level", "debug")
+	var attrs map[string]string
+	waitFor(t, 30*time.Second, "archive's probed attributes", func() bool {
+		attrs, err = c.store.GetSystemAttributes(ctx, "archive")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return attrs[AttrProbedAt] != ""
+	})
+	if attrs[AttrNode] != "a1" || attrs["kind"] != "fs" || attrs[AttrProbeError] != "" {
+		t.Errorf("archive's attributes: %v", attrs)
+	}
+	if cores, _ := strconv.Atoi(attrs["host.cores"]); cores < 1 {
+		t.Errorf("host.cores = %q", attrs["host.cores"])
+	}
+	if free, _ := strconv.ParseUint(attrs["root.free_bytes"], 10, 64); free == 0 {
+		t.Errorf("root.free_bytes = %q", attrs["root.free_bytes"])
+	}
+	if got, _ := c.store.GetSystemAttributes(ctx, "elsewhere"); len(got) != 0 {
+		t.Errorf("a system not given to the agent got attributes: %v", got)
+	}
+
+	var n *catalog.Node
+	waitFor(t, 10*time.Second, "a1 alive", func() bool {
+		n = c.nodeRow("a1")
+		return n != nil && n.State == catalog.NodeAlive
+	})
+	if !n.HasRole("agent") || n.HasRole(catalog.NodeRoleWorker) || !strings.HasPrefix(n.Address, "http://127.0.0.1:") {
+		t.Errorf("a1's row: roles %v, address %q", n.Roles.V, n.Address)
+	}
+	// The probe went through the agent and was audited as the node.
+	entries, _, err := c.store.ListAudit(ctx, catalog.AuditFilter{Node: "a1", Action: "dispatcher.probe"})
+	if err != nil || len(entries) == 0 || entries[0].Actor != "node:a1" || entries[0].Outcome != catalog.AuditOK {
+		t.Errorf("audit of the probe: %v %+v", err, entries)
+	}
+	// It serves its systems only.
+	code, body := agentCall(t, n.Address, c.token, "count", map[string]any{"system": "elsewhere", "args": map[string]any{}})
+	if code != http.StatusMisdirectedRequest {
+		t.Errorf("count of a system the agent does not hold: %d %v", code, body)
+	}
+	code, body = agentCall(t, n.Address, c.token, "count", map[string]any{"system": "archive", "args": map[string]any{"path": "."}})
+	if code != 200 {
+		t.Errorf("count of the agent's system: %d %v", code, body)
+	}
+	waitFor(t, 10*time.Second, "a host sample of a1", func() bool {
+		l, err := c.store.GetLatestSample(ctx, "a1")
+		return err == nil && len(l.Metrics.V) > 0
+	})
+	p.stop()
+	if n := c.nodeRow("a1"); n.State != catalog.NodeLeft {
+		t.Errorf("a1 after SIGTERM: %s, want left", n.State)
+	}
+}
