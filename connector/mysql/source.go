@@ -231,6 +231,9 @@ func (c *Conn) Partitions(ctx context.Context, ds spi.Dataset, max int) ([]spi.P
 	if err != nil {
 		return nil, err
 	}
+	if err := checkOptions(ds.Options); err != nil {
+		return nil, c.fail("partition", r.label, err)
+	}
 	est := c.estimate(ctx, r)
 	key := ds.Options["partition_by"]
 	if key == "" || max <= 1 {
@@ -259,6 +262,25 @@ func (c *Conn) Partitions(ctx context.Context, ds spi.Dataset, max int) ([]spi.P
 	}
 	name := r.schema[i].Name
 	return sqlrow.KeyPartitions(sqlrow.SplitKeyRange(name, lo.Int64, hi.Int64, max, nulls), est), nil
+}
+
+// checkOptions refuses dataset options a MySQL source does not know.
+func checkOptions(opts map[string]string) error {
+	for k, v := range opts {
+		switch k {
+		case "partition_by":
+		case "partitioning":
+			if v != "" && v != "key" {
+				return fmt.Errorf("%w: partitioning %q: a MySQL source splits by key ranges of partition_by only", spi.ErrInvalid, v)
+			}
+			if opts["partition_by"] == "" {
+				return fmt.Errorf("%w: partitioning by key needs partition_by", spi.ErrInvalid)
+			}
+		default:
+			return fmt.Errorf("%w: unknown option %q (a MySQL source takes partition_by and partitioning)", spi.ErrInvalid, k)
+		}
+	}
+	return nil
 }
 
 // estimate returns the server's estimate of a table's rows (0 for a query

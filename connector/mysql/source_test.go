@@ -70,6 +70,13 @@ func TestPartitionsReadEveryRowOnce(t *testing.T) {
 	require.ErrorIs(t, err, spi.ErrInvalid)
 	_, err = c.Partitions(ctx, spi.Dataset{Table: "ev", Options: map[string]string{"partition_by": "nope"}}, 4)
 	require.ErrorIs(t, err, spi.ErrInvalid)
+	for _, opts := range []map[string]string{{"partitioning": "blocks"}, {"partitioning": "key"}, {"chunk": "9"}} {
+		_, err = c.Partitions(ctx, spi.Dataset{Table: "ev", Options: opts}, 4)
+		require.ErrorIs(t, err, spi.ErrInvalid, "%v", opts)
+	}
+	parts, err = c.Partitions(ctx, spi.Dataset{Table: "ev", Options: map[string]string{"partitioning": "key", "partition_by": "id"}}, 4)
+	require.NoError(t, err)
+	require.Len(t, parts, 4)
 	// A spec that does not parse is refused.
 	err = c.Read(ctx, spi.Dataset{Table: "ev"}, spi.Partition{Spec: map[string]string{"kind": "key", "column": "k", "lo": "x"}}, 10, func(spi.Batch) error { return nil })
 	require.ErrorIs(t, err, spi.ErrInvalid)

@@ -259,6 +259,9 @@ func (c *Conn) Partitions(ctx context.Context, ds spi.Dataset, max int) ([]spi.P
 	if err != nil {
 		return nil, c.fail("partition", r.label, err)
 	}
+	if err := checkOptions(ds.Options); err != nil {
+		return nil, c.fail("partition", r.label, err)
+	}
 	name := ds.Options["partition_by"]
 	if name == "" {
 		name = r.rowid
@@ -287,6 +290,28 @@ func (c *Conn) Partitions(ctx context.Context, ds spi.Dataset, max int) ([]spi.P
 		est = hi.Int64 - lo.Int64 + 1
 	}
 	return sqlrow.KeyPartitions(sqlrow.SplitKeyRange(name, lo.Int64, hi.Int64, max, nulls), est), nil
+}
+
+// checkOptions refuses dataset options an SQLite source does not know.
+// Partitioning "blocks" is the rowid ranges, SQLite's physical order.
+func checkOptions(opts map[string]string) error {
+	for k, v := range opts {
+		switch k {
+		case "partition_by":
+		case "partitioning":
+			switch {
+			case v == "key" && opts["partition_by"] == "":
+				return fmt.Errorf("%w: partitioning by key needs partition_by", spi.ErrInvalid)
+			case v == "blocks" && opts["partition_by"] != "":
+				return fmt.Errorf("%w: partitioning by blocks (rowid ranges) takes no partition_by", spi.ErrInvalid)
+			case v != "" && v != "key" && v != "blocks":
+				return fmt.Errorf("%w: partitioning %q: an SQLite source splits by key (partition_by) or blocks (rowid ranges)", spi.ErrInvalid, v)
+			}
+		default:
+			return fmt.Errorf("%w: unknown option %q (an SQLite source takes partition_by and partitioning)", spi.ErrInvalid, k)
+		}
+	}
+	return nil
 }
 
 // Read reads one partition in batches of at most batchSize rows.

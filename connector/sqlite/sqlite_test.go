@@ -310,6 +310,13 @@ func TestPartitionsReadEveryRowOnce(t *testing.T) {
 	require.Len(t, rows, 2)
 	_, err = c.Partitions(ctx, spi.Dataset{Table: "ev", Options: map[string]string{"partition_by": "note"}}, 4)
 	require.ErrorIs(t, err, spi.ErrInvalid)
+	for _, opts := range []map[string]string{{"partitioning": "declared"}, {"partitioning": "key"}, {"partitioning": "blocks", "partition_by": "k"}, {"chunk": "9"}} {
+		_, err = c.Partitions(ctx, spi.Dataset{Table: "ev", Options: opts}, 4)
+		require.ErrorIs(t, err, spi.ErrInvalid, "%v", opts)
+	}
+	parts, err = c.Partitions(ctx, spi.Dataset{Table: "ev", Options: map[string]string{"partitioning": "blocks"}}, 4)
+	require.NoError(t, err)
+	require.Equal(t, "rowid in [1, 1251)", parts[0].Desc)
 	_, err = c.Describe(ctx, spi.Dataset{Table: "missing"})
 	require.ErrorIs(t, err, iofs.ErrNotExist)
 	require.ErrorContains(t, err, "table missing does not exist")
