@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/monitor"
 )
 
 // waitFor polls cond every 100 ms until it holds, failing t after timeout with what.
@@ -313,5 +315,69 @@ func TestAgentLinksAndProbesItsSystems(t *testing.T) {
 	p.stop()
 	if n := c.nodeRow("a1"); n.State != catalog.NodeLeft {
 		t.Errorf("a1 after SIGTERM: %s, want left", n.State)
+	}
+}
+
+// TestServerDeliversAlertsToWebhooks: a server started with --alert-webhook
+// and --alert-min-severity POSTs alerts at or above that severity to the
+// webhook, signed with WEIR_ALERT_WEBHOOK_SECRET, and not those below it.
+func TestServerDeliversAlertsToWebhooks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	t.Parallel()
+	const secret = "webhook-secret-for-the-test"
+	type delivery struct {
+		body     []byte
+		verified bool
+	}
+	got := make(chan delivery, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- delivery{body: b, verified: monitor.VerifySignature(secret, b, r.Header.Get(monitor.SignatureHeader))}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+
+	c := newCluster(t)
+	addr := freeAddr(t)
+	p := startWeir(t, "server s1", append(c.env(), "WEIR_ALERT_WEBHOOK_SECRET="+secret), "server", "--node-id", "s1",
+		"--listen", addr, "--alert-webhook", hook.URL+"/hooks/weir?token=abc", "--alert-min-severity", "warning")
+	waitReady(t, p, "http://"+addr)
+	waitFor(t, 10*time.Second, "notifier running", func() bool {
+		sv := c.service("s1", ServiceNotifier)
+		return sv != nil && sv.Status == catalog.ServiceRunning
+	})
+	ctx := context.Background()
+	for _, a := range []catalog.RaiseAlertParams{
+		{Key: "test:info", Severity: catalog.AlertInfo, Subject: "below the minimum"},
+		{Key: "test:crit", Severity: catalog.AlertCritical, Subject: "disk full on db-1"},
+	} {
+		if _, _, err := c.store.RaiseAlert(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case d := <-got:
+		if !d.verified {
+			t.Errorf("delivery not signed with the secret: %s", d.body)
+		}
+		var payload monitor.WebhookPayload
+		if err := json.Unmarshal(d.body, &payload); err != nil {
+			t.Fatal(err)
+		}
+		if payload.Alert.Key != "test:crit" || payload.Alert.Subject != "disk full on db-1" {
+			t.Errorf("delivered %+v, want the critical alert", payload.Alert)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery within 30s")
+	}
+	select {
+	case d := <-got:
+		t.Errorf("a second delivery: %s", d.body)
+	case <-time.After(time.Second):
+	}
+	if strings.Contains(p.out.String(), "token=abc") || strings.Contains(p.out.String(), secret) {
+		t.Error("the server's log shows the webhook's token or secret")
 	}
 }
