@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -107,7 +108,7 @@ func (m *Mapping) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return m.validateDataPlane()
 }
 
 // ResolveParams validates the parameters of a run request against the
@@ -280,4 +281,412 @@ func RequestType(sourceKind, targetKind string) string {
 	default:
 		return RequestReplicate
 	}
+}
+
+// The data plane's declarations of a mapping (issue 3): the datasets of its
+// endpoints, its fields, filter, write mode, bad-row policy, watermark,
+// translation tables and zone. Mapping.Validate checks what can be checked
+// without the systems; the broker checks the rest against the systems'
+// kinds and compiles the expressions.
+
+// Field types of a dataset; the same names as connector/spi's and transform's.
+const (
+	FieldString    = "string"
+	FieldInt       = "int"
+	FieldFloat     = "float"
+	FieldDecimal   = "decimal"
+	FieldBool      = "bool"
+	FieldDate      = "date"
+	FieldTimestamp = "timestamp"
+	FieldBytes     = "bytes"
+)
+
+// FieldTypes lists the field types.
+var FieldTypes = []string{FieldString, FieldInt, FieldFloat, FieldDecimal, FieldBool, FieldDate, FieldTimestamp, FieldBytes}
+
+// File formats of an endpoint.
+var FileFormats = []string{"csv", "jsonl", "parquet"}
+
+// Limits of a mapping's data-plane declarations.
+const (
+	MaxFields         = 1000
+	MaxExprLength     = 64 << 10
+	MaxQueryLength    = 64 << 10
+	MaxTableLength    = 256
+	MaxOptions        = 64
+	MaxOptionLength   = 4096
+	MaxTables         = 100
+	MaxTableEntries   = 100_000
+	MaxFieldNameBytes = 128
+)
+
+// Data paths: how a run moves its data.
+const (
+	// DataPathCopy copies files byte for byte (file systems on both sides,
+	// nothing row-level declared).
+	DataPathCopy = "copy"
+	// DataPathRows reads typed rows, filters and maps them, and loads them.
+	DataPathRows = "rows"
+)
+
+var (
+	identRE      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	optionNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	offsetZoneRE = regexp.MustCompile(`^[+-](0\d|1[0-4]):[0-5]\d$`)
+	firstWordRE  = regexp.MustCompile(`^\s*([A-Za-z]+)`)
+)
+
+// fileKind tells whether systems of a kind hold files (or nothing, for null).
+func fileKind(kind string) bool { return kind == KindFS || kind == KindNull }
+
+// DataPath returns how a run of m from a system of kind src to one of kind
+// dst moves its data: DataPathCopy when both hold files and m declares
+// nothing row-level (no format, table, query, schema, fields, filter,
+// watermark or upsert), DataPathRows otherwise.
+func (m *Mapping) DataPath(src, dst string) string {
+	if fileKind(src) && fileKind(dst) && !m.RowLevel() {
+		return DataPathCopy
+	}
+	return DataPathRows
+}
+
+// RowLevel reports whether m declares anything that needs rows rather than
+// files: a format, a table or query, a schema, fields, a filter, a
+// watermark, a write mode other than append, or a reject policy.
+func (m *Mapping) RowLevel() bool {
+	s, t := m.Source.V, m.Target.V
+	return s.Format != "" || t.Format != "" || s.Table != "" || t.Table != "" || s.Query != "" ||
+		len(s.Schema) > 0 || len(m.Fields.V) > 0 || m.Filter != "" || m.WatermarkColumn != "" ||
+		(m.WriteMode != "" && m.WriteMode != WriteAppend) || m.BadRows.V.Policy == BadRowsReject
+}
+
+// Mode returns the write mode, WriteAppend when none is declared.
+func (m *Mapping) Mode() string {
+	if m.WriteMode == "" {
+		return WriteAppend
+	}
+	return m.WriteMode
+}
+
+// Policy returns the bad-row policy, BadRowsFail when none is declared.
+func (m *Mapping) Policy() string {
+	if m.BadRows.V.Policy == "" {
+		return BadRowsFail
+	}
+	return m.BadRows.V.Policy
+}
+
+// Location returns the mapping's zone, UTC when none is declared.
+func (m *Mapping) Location() (*time.Location, error) {
+	return ParseZone("timezone", m.Timezone)
+}
+
+// ParseZone reads a zone: an IANA name ("Europe/Paris"), "UTC", or a fixed
+// offset ("+05:30"); "" is UTC.
+func ParseZone(field, z string) (*time.Location, error) {
+	switch {
+	case z == "" || z == "UTC":
+		return time.UTC, nil
+	case offsetZoneRE.MatchString(z):
+		h, _ := strconv.Atoi(z[1:3])
+		mi, _ := strconv.Atoi(z[4:6])
+		off := h*3600 + mi*60
+		if z[0] == '-' {
+			off = -off
+		}
+		return time.FixedZone(z, off), nil
+	case strings.HasPrefix(z, "+") || strings.HasPrefix(z, "-"):
+		return nil, Invalid(field, "%q is not an offset of the form +05:30 (at most +14:00)", z)
+	}
+	loc, err := time.LoadLocation(z)
+	if err != nil || strings.EqualFold(z, "local") {
+		return nil, Invalid(field, "%q is not a time zone: give an IANA name (Europe/Paris), UTC or an offset (+05:30)", z)
+	}
+	return loc, nil
+}
+
+func (m *Mapping) validateDataPlane() error {
+	if err := validateEndpoint("source", m.Source.V, true); err != nil {
+		return err
+	}
+	if err := validateEndpoint("target", m.Target.V, false); err != nil {
+		return err
+	}
+	fields := m.Fields.V
+	if len(fields) > MaxFields {
+		return Invalid("fields", "has %d fields; at most %d", len(fields), MaxFields)
+	}
+	names := map[string]int{}
+	for i, f := range fields {
+		at := fmt.Sprintf("fields[%d]", i)
+		if err := validateFieldName(at+".name", f.Name); err != nil {
+			return err
+		}
+		if j, dup := names[f.Name]; dup {
+			return Invalid(at+".name", "field %q is declared twice (also fields[%d])", f.Name, j)
+		}
+		names[f.Name] = i
+		if f.Type != "" && !oneOf(f.Type, FieldTypes) {
+			return Invalid(at+".type", "must be one of %s; got %q", strings.Join(FieldTypes, ", "), f.Type)
+		}
+		if len(f.Expr) > MaxExprLength {
+			return Invalid(at+".expr", "is %d bytes long; at most %d", len(f.Expr), MaxExprLength)
+		}
+		if strings.ContainsRune(f.Expr, 0) {
+			return Invalid(at+".expr", "contains a NUL byte")
+		}
+	}
+	if len(m.Filter) > MaxExprLength {
+		return Invalid("filter", "is %d bytes long; at most %d", len(m.Filter), MaxExprLength)
+	}
+	if strings.ContainsRune(m.Filter, 0) {
+		return Invalid("filter", "contains a NUL byte")
+	}
+	switch m.WriteMode {
+	case "", WriteAppend, WriteTruncateInsert:
+		if len(m.WriteKey.V) > 0 {
+			return Invalid("key", "applies to write_mode upsert only; the write mode is %s", m.Mode())
+		}
+	case WriteUpsert:
+		if len(m.WriteKey.V) == 0 {
+			return Invalid("key", "is required with write_mode upsert: name the target fields that identify a row")
+		}
+		seen := map[string]bool{}
+		for i, k := range m.WriteKey.V {
+			at := fmt.Sprintf("key[%d]", i)
+			if k == "" {
+				return Invalid(at, "is empty")
+			}
+			if seen[k] {
+				return Invalid(at, "%q is named twice", k)
+			}
+			seen[k] = true
+			if len(fields) > 0 {
+				if _, ok := names[k]; !ok {
+					return Invalid(at, "%q is not one of the mapping's fields", k)
+				}
+			}
+		}
+	default:
+		return Invalid("write_mode", "must be one of append, truncate_insert, upsert; got %q", m.WriteMode)
+	}
+	br := m.BadRows.V
+	switch br.Policy {
+	case "", BadRowsFail:
+		switch {
+		case br.MaxRejects != 0:
+			return Invalid("bad_rows.max_rejects", "applies to the reject policy; the policy is fail")
+		case br.RejectSystem != "" || br.RejectPath != "":
+			return Invalid("bad_rows", "reject_system and reject_path apply to the reject policy; the policy is fail")
+		}
+	case BadRowsReject:
+		if br.MaxRejects < 0 {
+			return Invalid("bad_rows.max_rejects", "must be 0 (no limit) or more, got %d", br.MaxRejects)
+		}
+		if br.RejectSystem != "" {
+			if err := ValidateName("bad_rows.reject_system", br.RejectSystem); err != nil {
+				return err
+			}
+		}
+		if br.RejectPath != "" {
+			if _, err := CleanRelPath("bad_rows.reject_path", br.RejectPath); err != nil {
+				return err
+			}
+		}
+	default:
+		return Invalid("bad_rows.policy", "must be fail or reject; got %q", br.Policy)
+	}
+	if w := m.WatermarkColumn; w != "" {
+		if err := validateFieldName("watermark_column", w); err != nil {
+			return err
+		}
+		if m.WriteMode == WriteTruncateInsert {
+			return Invalid("watermark_column", "an incremental mapping adds to what earlier runs delivered: use write_mode append or upsert, not truncate_insert")
+		}
+	}
+	if len(m.Tables.V) > MaxTables {
+		return Invalid("tables", "has %d tables; at most %d", len(m.Tables.V), MaxTables)
+	}
+	entries := 0
+	for name, t := range m.Tables.V {
+		if !identRE.MatchString(name) {
+			return Invalid("tables."+name, "%q is not a table name: use letters, digits and '_', not starting with a digit", name)
+		}
+		entries += len(t)
+	}
+	if entries > MaxTableEntries {
+		return Invalid("tables", "hold %d entries; at most %d", entries, MaxTableEntries)
+	}
+	if _, err := m.Location(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func validateEndpoint(side string, e Endpoint, source bool) error {
+	if e.Table != "" && e.Query != "" {
+		return Invalid(side+".query", "give a table or a query, not both")
+	}
+	if e.Path != "" && (e.Table != "" || e.Query != "") {
+		return Invalid(side+".path", "a path names files; a table or query names rows of a database: give one of them")
+	}
+	if e.Table != "" {
+		if len(e.Table) > MaxTableLength {
+			return Invalid(side+".table", "is %d bytes long; at most %d", len(e.Table), MaxTableLength)
+		}
+		if strings.TrimSpace(e.Table) != e.Table {
+			return Invalid(side+".table", "%q has leading or trailing spaces", e.Table)
+		}
+		for _, r := range e.Table {
+			if !unicode.IsPrint(r) {
+				return Invalid(side+".table", "%q holds a control character", e.Table)
+			}
+		}
+	}
+	if e.Query != "" {
+		if !source {
+			return Invalid(side+".query", "a target is loaded into a table, not a query")
+		}
+		if len(e.Query) > MaxQueryLength {
+			return Invalid(side+".query", "is %d bytes long; at most %d", len(e.Query), MaxQueryLength)
+		}
+		if strings.ContainsRune(e.Query, 0) {
+			return Invalid(side+".query", "contains a NUL byte")
+		}
+		w := firstWordRE.FindStringSubmatch(e.Query)
+		if w == nil || (!strings.EqualFold(w[1], "select") && !strings.EqualFold(w[1], "with")) {
+			return Invalid(side+".query", "must be a SELECT statement")
+		}
+	}
+	if e.Format != "" && !oneOf(e.Format, FileFormats) {
+		return Invalid(side+".format", "must be one of %s; got %q", strings.Join(FileFormats, ", "), e.Format)
+	}
+	if len(e.Options) > MaxOptions {
+		return Invalid(side+".options", "has %d options; at most %d", len(e.Options), MaxOptions)
+	}
+	for k, v := range e.Options {
+		if !optionNameRE.MatchString(k) {
+			return Invalid(side+".options", "%q is not an option name (lower-case letters, digits and '_')", k)
+		}
+		if len(v) > MaxOptionLength {
+			return Invalid(side+".options."+k, "is %d bytes long; at most %d", len(v), MaxOptionLength)
+		}
+		if strings.ContainsRune(v, 0) {
+			return Invalid(side+".options."+k, "contains a NUL byte")
+		}
+	}
+	if len(e.Schema) > MaxFields {
+		return Invalid(side+".schema", "has %d fields; at most %d", len(e.Schema), MaxFields)
+	}
+	seen := map[string]int{}
+	for i, f := range e.Schema {
+		at := fmt.Sprintf("%s.schema[%d]", side, i)
+		if err := validateFieldName(at+".name", f.Name); err != nil {
+			return err
+		}
+		if j, dup := seen[f.Name]; dup {
+			return Invalid(at+".name", "field %q is declared twice (also %s.schema[%d])", f.Name, side, j)
+		}
+		seen[f.Name] = i
+		if !oneOf(f.Type, FieldTypes) {
+			return Invalid(at+".type", "must be one of %s; got %q", strings.Join(FieldTypes, ", "), f.Type)
+		}
+		if f.Precision < 0 || f.Scale < 0 || (f.Precision > 0 && f.Scale > f.Precision) {
+			return Invalid(at, "precision %d and scale %d: both must be 0 or more, the scale at most the precision", f.Precision, f.Scale)
+		}
+		if (f.Precision > 0 || f.Scale > 0) && f.Type != FieldDecimal {
+			return Invalid(at, "precision and scale apply to decimals; the type is %s", f.Type)
+		}
+	}
+	return nil
+}
+
+func validateFieldName(field, name string) error {
+	switch {
+	case name == "":
+		return Invalid(field, "is required")
+	case len(name) > MaxFieldNameBytes:
+		return Invalid(field, "%q is longer than %d bytes", name, MaxFieldNameBytes)
+	case !utf8.ValidString(name):
+		return Invalid(field, "is not valid UTF-8")
+	case strings.TrimSpace(name) != name:
+		return Invalid(field, "%q has leading or trailing spaces", name)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return Invalid(field, "%q holds a control character", name)
+		}
+	}
+	return nil
+}
+
+// FieldRef returns the expression that names a source field: the name
+// itself when it is an identifier, else $env["name"].
+func FieldRef(name string) string {
+	if identRE.MatchString(name) && name != "params" && name != "nil" && name != "true" && name != "false" &&
+		name != "and" && name != "or" && name != "not" && name != "in" && name != "let" && name != "if" && name != "else" &&
+		name != "contains" && name != "matches" && name != "startsWith" && name != "endsWith" {
+		return name
+	}
+	return "$env[" + strconv.Quote(name) + "]"
+}
+
+// ResolveFields returns the mapping's target fields against the source's
+// fields: with no fields declared, every source field as it is; else the
+// declared fields, an empty expression naming the source field of the same
+// name, and an empty type taken from the source field the expression names.
+func (m *Mapping) ResolveFields(source []SchemaField) ([]FieldMapping, error) {
+	byName := make(map[string]SchemaField, len(source))
+	for _, f := range source {
+		byName[f.Name] = f
+	}
+	if len(m.Fields.V) == 0 {
+		out := make([]FieldMapping, len(source))
+		for i, f := range source {
+			out[i] = FieldMapping{Name: f.Name, Type: f.Type, Expr: FieldRef(f.Name)}
+		}
+		return out, nil
+	}
+	out := make([]FieldMapping, len(m.Fields.V))
+	for i, f := range m.Fields.V {
+		at := fmt.Sprintf("fields[%d]", i)
+		if f.Expr == "" {
+			src, ok := byName[f.Name]
+			if !ok {
+				return nil, Invalid(at+".expr", "is empty, so the field copies the source field %q, which does not exist%s", f.Name, nearest(f.Name, source))
+			}
+			f.Expr = FieldRef(f.Name)
+			if f.Type == "" {
+				f.Type = src.Type
+			}
+		}
+		if f.Type == "" {
+			name := strings.TrimSpace(f.Expr)
+			src, ok := byName[name]
+			if !ok {
+				return nil, Invalid(at+".type", "is required: the expression %q is not just a source field, whose type it could take", f.Expr)
+			}
+			f.Type = src.Type
+		}
+		out[i] = f
+	}
+	return out, nil
+}
+
+// nearest suggests the source field closest to name, for error messages.
+func nearest(name string, fields []SchemaField) string {
+	var names []string
+	for _, f := range fields {
+		if strings.EqualFold(f.Name, name) {
+			return fmt.Sprintf(" (did you mean %q?)", f.Name)
+		}
+		names = append(names, f.Name)
+	}
+	if len(names) == 0 {
+		return " (the source has no fields)"
+	}
+	if len(names) > 10 {
+		names = append(names[:10], "...")
+	}
+	return " (source fields: " + strings.Join(names, ", ") + ")"
 }

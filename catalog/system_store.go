@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gorm.io/gorm"
@@ -12,13 +15,27 @@ import (
 
 // System kinds known to the catalog. Connectors register the same names.
 const (
-	KindFS   = "fs"
-	KindNull = "null"
+	KindFS       = "fs"
+	KindNull     = "null"
+	KindPostgres = "postgres"
+	KindMySQL    = "mysql"
+	KindSQLite   = "sqlite"
 )
 
 // KnownKinds lists the system kinds a System may have. Connector packages
 // implement them; the list grows as connectors are added.
-var KnownKinds = []string{KindFS, KindNull}
+var KnownKinds = []string{KindFS, KindNull, KindPostgres, KindMySQL, KindSQLite}
+
+// SettingMaxThreads is the system setting that caps the threads of a run
+// reading or writing the system.
+const SettingMaxThreads = "max_threads"
+
+var (
+	// pgKeywordPassword finds a password in a key=value PostgreSQL DSN.
+	pgKeywordPassword = regexp.MustCompile(`(?i)(^|\s)password\s*=`)
+	// mysqlDSN is user[:password]@proto(addr)/dbname[?params].
+	mysqlDSN = regexp.MustCompile(`^([^@]*)@([a-z0-9]+)(\([^)]*\))?/([^?/]+)(\?.*)?$`)
+)
 
 // Validate checks a system's own fields.
 func (sys *System) Validate() error {
@@ -37,14 +54,124 @@ func (sys *System) Validate() error {
 	if sys.MaxConcurrentRuns < 0 {
 		return Invalid("max_concurrent_runs", "must be 0 (no limit) or more, got %d", sys.MaxConcurrentRuns)
 	}
-	if sys.Kind == KindFS {
-		root := sys.Settings.V["root"]
+	set := sys.Settings.V
+	for k, v := range set {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "passwd") {
+			return Invalid("settings."+k, "a password is a secret: give it in secrets.password, which is never shown")
+		}
+		if strings.ContainsRune(v, 0) {
+			return Invalid("settings."+k, "contains a NUL byte")
+		}
+	}
+	if v, ok := set[SettingMaxThreads]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 1 {
+			return Invalid("settings."+SettingMaxThreads, "must be a positive integer, got %q", v)
+		}
+	}
+	switch sys.Kind {
+	case KindFS:
+		root := set["root"]
 		if root == "" || !strings.HasPrefix(root, "/") {
 			return Invalid("settings.root", "an fs system needs an absolute root directory, got %q", root)
 		}
 		if slices.Contains(strings.Split(root, "/"), "..") || strings.ContainsRune(root, 0) {
 			return Invalid("settings.root", "%q must name its directory without '..'", root)
 		}
+	case KindPostgres:
+		return validatePostgresSettings(set)
+	case KindMySQL:
+		return validateMySQLSettings(set)
+	case KindSQLite:
+		return validateSQLiteSettings(set)
+	}
+	return nil
+}
+
+// validatePostgresSettings checks a postgres system: a dsn without a
+// password (postgres://user@host:5432/db or key=value pairs), and
+// max_conns from 2 to 1000 when given.
+func validatePostgresSettings(set map[string]string) error {
+	dsn := set["dsn"]
+	if dsn == "" {
+		return Invalid("settings.dsn", "a postgres system needs a dsn (postgres://user@host:5432/db)")
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			// Never echo the dsn: it may hold a password.
+			return Invalid("settings.dsn", "is not a URL of the form postgres://user@host:5432/db")
+		}
+		if _, has := u.User.Password(); has || u.Query().Has("password") {
+			return Invalid("settings.dsn", "must not hold a password; give it in secrets.password")
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return Invalid("settings.dsn", "names no host (postgres://user@host:5432/db)")
+		}
+	} else {
+		if !strings.Contains(dsn, "=") {
+			return Invalid("settings.dsn", "is neither a postgres:// URL nor key=value pairs (host=... dbname=...)")
+		}
+		if pgKeywordPassword.MatchString(dsn) {
+			return Invalid("settings.dsn", "must not hold a password; give it in secrets.password")
+		}
+	}
+	if v, ok := set["max_conns"]; ok {
+		if n, err := strconv.Atoi(v); err != nil || n < 2 || n > 1000 {
+			return Invalid("settings.max_conns", "must be an integer from 2 to 1000, got %q", v)
+		}
+	}
+	return nil
+}
+
+// validateMySQLSettings checks a mysql system: a dsn of the form
+// user@tcp(host:3306)/db, without a password.
+func validateMySQLSettings(set map[string]string) error {
+	dsn := set["dsn"]
+	if dsn == "" {
+		return Invalid("settings.dsn", "a mysql system needs a dsn (user@tcp(host:3306)/db)")
+	}
+	m := mysqlDSN.FindStringSubmatch(dsn)
+	if m == nil {
+		if !strings.Contains(dsn, "@") {
+			return Invalid("settings.dsn", "names no user: the form is user@tcp(host:3306)/db")
+		}
+		return Invalid("settings.dsn", "is not of the form user@tcp(host:3306)/db (a database is required)")
+	}
+	if strings.Contains(m[1], ":") {
+		return Invalid("settings.dsn", "must not hold a password; give it in secrets.password")
+	}
+	if strings.Contains(strings.ToLower(m[5]), "password=") {
+		return Invalid("settings.dsn", "must not hold a password; give it in secrets.password")
+	}
+	return nil
+}
+
+// validateSQLiteSettings checks a sqlite system: the database file in path
+// (or dsn), absolute unless a root directory confines it; root absolute.
+func validateSQLiteSettings(set map[string]string) error {
+	p, field := set["path"], "settings.path"
+	if p == "" {
+		p, field = set["dsn"], "settings.dsn"
+	}
+	if p == "" {
+		return Invalid("settings.path", "a sqlite system needs the path of its database file")
+	}
+	root := set["root"]
+	if root == "" {
+		if !strings.HasPrefix(p, "/") {
+			return Invalid(field, "%q must be absolute when the system has no root directory", p)
+		}
+		return nil
+	}
+	if !strings.HasPrefix(root, "/") || slices.Contains(strings.Split(root, "/"), "..") {
+		return Invalid("settings.root", "must be an absolute directory without '..', got %q", root)
+	}
+	if !strings.HasPrefix(p, "/") {
+		if _, err := CleanRelPath(field, p); err != nil {
+			return err
+		}
+	} else if rel := strings.TrimPrefix(p, strings.TrimSuffix(root, "/")+"/"); rel == p {
+		return Invalid(field, "%q is outside the root %s", p, root)
 	}
 	return nil
 }

@@ -145,11 +145,69 @@ type System struct {
 	UpdatedAt         time.Time               `json:"updated_at"`
 }
 
-// Endpoint is one side of a mapping: a system and, for files, a path pattern
-// relative to the system's root in which {param} is replaced by a parameter.
+// Endpoint is one side of a mapping: a system and what of it is read or
+// written, in the shape of a connector's dataset. Files have a Path pattern
+// relative to the system's root in which {param} is replaced by a
+// parameter, and a Format; databases have a Table (either side) or a Query
+// (a source's SELECT). Options are the format's or connector's options;
+// Schema declares the fields of a source that has no types of its own (CSV).
 type Endpoint struct {
-	System string `json:"system"`
-	Path   string `json:"path,omitempty"`
+	System  string            `json:"system"`
+	Path    string            `json:"path,omitempty"`
+	Table   string            `json:"table,omitempty"`
+	Query   string            `json:"query,omitempty"`
+	Format  string            `json:"format,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
+	Schema  []SchemaField     `json:"schema,omitempty"`
+}
+
+// SchemaField is one declared field of a dataset: the catalog's copy of a
+// connector's field (connector/spi.Field), with the same names and types.
+type SchemaField struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Nullable bool   `json:"nullable,omitempty"`
+	// Precision and Scale of a decimal (numeric(18,4)); 0 when not declared.
+	Precision int `json:"precision,omitempty"`
+	Scale     int `json:"scale,omitempty"`
+}
+
+// FieldMapping is one target field of a mapping: its name, its type and the
+// expression over the source fields that computes it. An empty Expr copies
+// the source field of the same name; an empty Type, with an empty Expr or
+// one naming a source field, takes that field's type.
+type FieldMapping struct {
+	Name string `json:"name"`
+	Type string `json:"type,omitempty"`
+	Expr string `json:"expr,omitempty"`
+}
+
+// Write modes of a mapping: how a load treats the target's existing rows.
+const (
+	WriteAppend         = "append"
+	WriteTruncateInsert = "truncate_insert"
+	WriteUpsert         = "upsert"
+)
+
+// Bad-row policies of a mapping.
+const (
+	// BadRowsFail fails the run at the first row that cannot be read or transformed.
+	BadRowsFail = "fail"
+	// BadRowsReject writes such rows to a reject file and continues, up to MaxRejects.
+	BadRowsReject = "reject"
+)
+
+// BadRowPolicy says what happens to a row that cannot be decoded or
+// transformed. With BadRowsReject, each such row is written to a JSON Lines
+// reject file (its location, raw record and reason) in RejectPath of
+// RejectSystem, a file system: by default the target when it is a file
+// system, else the source when it is one. More than MaxRejects rejected
+// rows fail the run; 0 means no limit.
+type BadRowPolicy struct {
+	Policy       string `json:"policy,omitempty"`
+	MaxRejects   int64  `json:"max_rejects,omitempty"`
+	RejectSystem string `json:"reject_system,omitempty"`
+	RejectPath   string `json:"reject_path,omitempty"`
 }
 
 // DateWindow bounds a date parameter: between Min and Max (YYYY-MM-DD, both
@@ -202,6 +260,31 @@ type Mapping struct {
 	Enabled        bool              `gorm:"not null" json:"enabled"`
 	CreatedBy      string            `gorm:"size:128" json:"created_by"`
 	CreatedAt      time.Time         `json:"created_at"`
+
+	// The data plane (issue 3; columns added by migration 0005_dataplane).
+
+	// Fields are the target's fields in order, each computed by an
+	// expression over the source's fields; none means the source's fields as
+	// they are.
+	Fields JSON[[]FieldMapping] `json:"fields"`
+	// Filter is a boolean expression over the source's fields: rows for which
+	// it is not true are not delivered.
+	Filter string `gorm:"type:text" json:"filter,omitempty"`
+	// WriteMode is WriteAppend (default), WriteTruncateInsert or WriteUpsert.
+	WriteMode string `gorm:"size:32;not null;default:''" json:"write_mode,omitempty"`
+	// WriteKey are the target fields an upsert matches rows on.
+	WriteKey JSON[[]string] `json:"key,omitempty"`
+	// BadRows is the bad-row policy; the zero value fails the run.
+	BadRows JSON[BadRowPolicy] `json:"bad_rows"`
+	// WatermarkColumn, when set, makes the mapping incremental: each run
+	// moves the source rows whose column is greater than the watermark the
+	// last run committed at the target, and commits the new one with its data.
+	WatermarkColumn string `gorm:"size:128;not null;default:''" json:"watermark_column,omitempty"`
+	// Tables are code translation tables for translate(table, value).
+	Tables JSON[map[string]map[string]string] `json:"tables,omitempty"`
+	// Timezone is the zone of the expressions (IANA name, "UTC" or "+05:30"):
+	// of text parsed without an offset, formatted timestamps and today().
+	Timezone string `gorm:"size:64;not null;default:''" json:"timezone,omitempty"`
 }
 
 // Progress is a run's or task's progress counters.
@@ -361,6 +444,8 @@ type PlanEndpoint struct {
 	System string `json:"system"`
 	Kind   string `json:"kind"`
 	Path   string `json:"path,omitempty"`
+	// Table is a database side's table (issue 3).
+	Table string `json:"table,omitempty"`
 }
 
 // PlanPartition is one partition of a plan and the thread that moves it.
@@ -369,6 +454,11 @@ type PlanPartition struct {
 	Thread int   `json:"thread"`
 	Files  int   `json:"files"`
 	Bytes  int64 `json:"bytes"`
+	// Row partitions (issue 3): the connector's description, estimates and
+	// own specification of the part it reads.
+	Desc    string            `json:"desc,omitempty"`
+	EstRows int64             `json:"est_rows,omitempty"`
+	Spec    map[string]string `json:"spec,omitempty"`
 }
 
 // ManifestSchemaVersion is the version of the delivery manifest's JSON layout.
@@ -390,6 +480,24 @@ type Manifest struct {
 	TotalFiles     int64             `json:"total_files"`
 	TotalBytes     int64             `json:"total_bytes"`
 	TotalRows      int64             `json:"total_rows"`
+
+	// Row deliveries (issue 3); absent from file copies.
+
+	// Source is where the rows came from.
+	Source *PlanEndpoint `json:"source,omitempty"`
+	// Layout describes the delivered data as a consumer reads it.
+	Layout *ManifestLayout `json:"layout,omitempty"`
+	// Rejects counts the rows set aside by the bad-row policy; RejectFile
+	// is the reject file, when there is one.
+	Rejects    int64         `json:"rejects"`
+	RejectFile *ManifestFile `json:"reject_file,omitempty"`
+	// Watermark is the incremental range this run delivered.
+	Watermark *ManifestWatermark `json:"watermark,omitempty"`
+	// Counts are the rows counted at each step and at the target after the commit.
+	Counts *ManifestCounts `json:"counts,omitempty"`
+	// AlreadyCommitted is true when an earlier attempt of the run had
+	// committed the data: this attempt found its commit marker and loaded nothing.
+	AlreadyCommitted bool `json:"already_committed,omitempty"`
 }
 
 // ManifestFile is one delivered file.
@@ -397,4 +505,53 @@ type ManifestFile struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Rows in the file, for row deliveries.
+	Rows int64 `json:"rows,omitempty"`
+}
+
+// ManifestLayout is the shape of delivered rows: the fields, and for files
+// the format and how values are written.
+type ManifestLayout struct {
+	Format      string  `json:"format,omitempty"`
+	Compression string  `json:"compression,omitempty"`
+	Header      *bool   `json:"header,omitempty"`
+	Delimiter   string  `json:"delimiter,omitempty"`
+	Quote       string  `json:"quote,omitempty"`
+	Null        *string `json:"null,omitempty"`
+	DateFormat  string  `json:"date_format,omitempty"`
+	// TimestampFormat is the Go layout of timestamps ("" with Format text:
+	// RFC 3339 with nanoseconds and the offset).
+	TimestampFormat string `json:"timestamp_format,omitempty"`
+	Timezone        string `json:"timezone,omitempty"`
+	// NumberFormat says how numbers are written.
+	NumberFormat string        `json:"number_format,omitempty"`
+	Fields       []SchemaField `json:"fields"`
+	Table        string        `json:"table,omitempty"`
+	WriteMode    string        `json:"write_mode,omitempty"`
+	Key          []string      `json:"key,omitempty"`
+}
+
+// ManifestWatermark is the incremental range of a run: the rows whose
+// Column is greater than From (empty: from the start) and at most To.
+type ManifestWatermark struct {
+	Column string `json:"column"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to,omitempty"`
+}
+
+// ManifestCounts are a row delivery's counts: what was read at the source
+// (SourceRows, plus SourceBad records that could not be decoded), dropped
+// by the filter or beyond the watermark, rejected, and written; then the
+// target's count after the commit (TargetRows, by TargetMethod, for the
+// run's selection) and the check that compares them.
+type ManifestCounts struct {
+	SourceRows   int64  `json:"source_rows"`
+	SourceBad    int64  `json:"source_bad"`
+	Filtered     int64  `json:"filtered"`
+	Rejected     int64  `json:"rejected"`
+	Written      int64  `json:"written"`
+	TargetBefore *int64 `json:"target_before,omitempty"`
+	TargetRows   *int64 `json:"target_rows,omitempty"`
+	TargetMethod string `json:"target_method,omitempty"`
+	Check        string `json:"check"`
 }
