@@ -19,6 +19,9 @@ const (
 	PollIntervalDefault = time.Second
 	// NodeDeadAfterDefault is how long a node may stay silent before it is dead.
 	NodeDeadAfterDefault = 15 * time.Second
+	// MaxHoldDefault is how long a run may stay held by health (a red host,
+	// no healthy worker) before it is aborted with its hold reason.
+	MaxHoldDefault = time.Hour
 )
 
 // Config configures a Manager. Its zero value, with Region and NodeID set,
@@ -38,6 +41,11 @@ type Config struct {
 	PollInterval time.Duration
 	// NodeDeadAfter is how long a node may go unseen before it counts as dead.
 	NodeDeadAfter time.Duration
+	// MaxHold is how long a run may stay pending because of health (its
+	// source or target host red, or only red workers with free slots) before
+	// it is aborted with its hold reason. Capacity holds (limits, full
+	// workers) never abort a run. One value for the region for now.
+	MaxHold time.Duration
 	// Logger receives the manager's decisions; nil discards them.
 	Logger *slog.Logger
 }
@@ -55,6 +63,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.NodeDeadAfter == 0 {
 		c.NodeDeadAfter = NodeDeadAfterDefault
+	}
+	if c.MaxHold == 0 {
+		c.MaxHold = MaxHoldDefault
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -78,6 +89,8 @@ func (c Config) validate() error {
 		err = catalog.Invalid("poll_interval", "must be positive, got %s", c.PollInterval)
 	case c.NodeDeadAfter <= 0:
 		err = catalog.Invalid("node_dead_after", "must be positive, got %s", c.NodeDeadAfter)
+	case c.MaxHold <= 0:
+		err = catalog.Invalid("max_hold", "must be positive, got %s", c.MaxHold)
 	}
 	if err != nil {
 		return fmt.Errorf("check workload config: %w", err)

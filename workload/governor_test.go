@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -18,6 +20,9 @@ func run(id string, prio int, age int, src, dst string) PendingRun {
 
 func admit(id, worker string) Decision { return Decision{RunID: id, Worker: worker} }
 func hold(id, reason string) Decision  { return Decision{RunID: id, Hold: reason} }
+
+// healthHold is a hold by health admission control.
+func healthHold(id, reason string) Decision { return Decision{RunID: id, Hold: reason, Health: true} }
 
 func TestGovern(t *testing.T) {
 	const (
@@ -125,6 +130,76 @@ func TestGovern(t *testing.T) {
 			want: []Decision{hold("high", "system busy at its limit of 2 concurrent runs"), admit("low", "w1")},
 		},
 		{
+			name: "a red source host holds its runs, by health, whatever the capacity",
+			in: GovernInput{MaxActiveRuns: 1, Active: 1, Workers: oneBigWorker,
+				SystemHosts: map[string]SystemHost{"pg": {Host: "db-1", Red: "free disk on /data 3% < 5% critical"}, "lake": {Host: "fs-1"}},
+				Pending:     []PendingRun{run("a", 0, 1, "pg", "lake"), run("b", 0, 2, "lake", "lake")}},
+			want: []Decision{healthHold("a", "source host db-1: free disk on /data 3% < 5% critical"), hold("b", "region local at its limit of 1 active runs")},
+		},
+		{
+			name: "a red target host holds runs writing to it; other runs go",
+			in: GovernInput{MaxActiveRuns: 10, Workers: oneBigWorker,
+				SystemHosts: map[string]SystemHost{"pg": {Host: "db-1", Red: "cpu 99% > 95% critical"}, "lake": {Host: "fs-1"}},
+				Pending:     []PendingRun{run("a", 0, 1, "lake", "pg"), run("b", 0, 2, "lake", "lake"), run("c", 0, 3, "pg", "pg")}},
+			want: []Decision{healthHold("a", "target host db-1: cpu 99% > 95% critical"), admit("b", "w1"),
+				healthHold("c", "source host db-1: cpu 99% > 95% critical")},
+		},
+		{
+			name: "source host named before target host",
+			in: GovernInput{MaxActiveRuns: 10, Workers: oneBigWorker,
+				SystemHosts: map[string]SystemHost{"s": {Host: "h1", Red: "memory 99% > 95% critical"}, "t": {Host: "h2", Red: "cpu 99% > 95% critical"}},
+				Pending:     []PendingRun{run("a", 0, 1, "s", "t")}},
+			want: []Decision{healthHold("a", "source host h1: memory 99% > 95% critical")},
+		},
+		{
+			name: "a red worker receives no run; a healthy one does",
+			in: GovernInput{MaxActiveRuns: 10,
+				Workers: []WorkerLoad{{ID: "w1", Slots: 8, Red: "free disk on /var/lib/weir 2% < 5% critical"}, {ID: "w2", Slots: 1}},
+				Pending: []PendingRun{run("a", 0, 1, "s", "t"), run("b", 0, 2, "s", "t")}},
+			// b would fit on w1 but for its health: a health hold.
+			want: []Decision{admit("a", "w2"),
+				healthHold("b", "no healthy worker with a free slot in region local: worker w1: free disk on /var/lib/weir 2% < 5% critical")},
+		},
+		{
+			name: "only red workers have free slots: a health hold naming them",
+			in: GovernInput{MaxActiveRuns: 10,
+				Workers: []WorkerLoad{{ID: "w1", Slots: 8, Red: "cpu 97% > 95% critical"}, {ID: "w2", Slots: 1, Active: 1}, {ID: "w3", Slots: 2, Red: "memory 96% > 95% critical"}},
+				Pending: []PendingRun{run("a", 0, 1, "s", "t")}},
+			want: []Decision{healthHold("a", "no healthy worker with a free slot in region local: worker w1: cpu 97% > 95% critical; worker w3: memory 96% > 95% critical")},
+		},
+		{
+			name: "many red workers: three named",
+			in: GovernInput{MaxActiveRuns: 10,
+				Workers: []WorkerLoad{{ID: "w1", Slots: 1, Red: "cpu 99% > 95% critical"}, {ID: "w2", Slots: 1, Red: "cpu 99% > 95% critical"},
+					{ID: "w3", Slots: 1, Red: "cpu 99% > 95% critical"}, {ID: "w4", Slots: 1, Red: "cpu 99% > 95% critical"}, {ID: "w5", Slots: 1, Red: "cpu 99% > 95% critical"}},
+				Pending: []PendingRun{run("a", 0, 1, "s", "t")}},
+			want: []Decision{healthHold("a", "no healthy worker with a free slot in region local: worker w1: cpu 99% > 95% critical; "+
+				"worker w2: cpu 99% > 95% critical; worker w3: cpu 99% > 95% critical; and 2 more red workers")},
+		},
+		{
+			name: "the worker on the data's host is preferred, while it has free slots",
+			in: GovernInput{MaxActiveRuns: 10,
+				SystemHosts: map[string]SystemHost{"pg": {Host: "db-1"}, "lake": {Host: "nowhere"}},
+				Workers:     []WorkerLoad{{ID: "big", Slots: 16}, {ID: "db-1", Slots: 2}},
+				Pending:     []PendingRun{run("a", 0, 1, "lake", "pg"), run("b", 0, 2, "pg", "lake"), run("c", 0, 3, "pg", "pg"), run("d", 0, 4, "lake", "lake")}},
+			want: []Decision{admit("a", "db-1"), admit("b", "db-1"), admit("c", "big"), admit("d", "big")},
+		},
+		{
+			name: "load: free slots scaled by idle CPU",
+			in: GovernInput{MaxActiveRuns: 10,
+				Workers: []WorkerLoad{{ID: "busy", Slots: 4, CPU: 90}, {ID: "calm", Slots: 2, CPU: 10}},
+				Pending: []PendingRun{run("a", 0, 1, "s", "t"), run("b", 0, 2, "s", "t")}},
+			// spare: busy 4*0.1 = 0.4, calm 2*0.9 = 1.8 -> calm; then calm 0.9 vs busy 0.4 -> calm.
+			want: []Decision{admit("a", "calm"), admit("b", "calm")},
+		},
+		{
+			name: "a long reason is cut to fit the catalog",
+			in: GovernInput{MaxActiveRuns: 10, Workers: oneBigWorker,
+				SystemHosts: map[string]SystemHost{"s": {Host: "h", Red: strings.Repeat("é", 400)}},
+				Pending:     []PendingRun{run("a", 0, 1, "s", "s")}},
+			want: []Decision{healthHold("a", clipReason("source host h: "+strings.Repeat("é", 400)))},
+		},
+		{
 			name: "nothing pending",
 			in:   GovernInput{MaxActiveRuns: 4, Workers: oneBigWorker},
 			want: []Decision{},
@@ -157,6 +232,9 @@ func TestPickWorker(t *testing.T) {
 		workers []WorkerLoad
 		want    int
 	}{
+		{"a red worker is never picked", []WorkerLoad{{ID: "a", Slots: 9, Red: "cpu 99% > 95% critical"}, {ID: "b", Slots: 1}}, 1},
+		{"all red", []WorkerLoad{{ID: "a", Slots: 9, Red: "x"}}, -1},
+		{"equal free slots: the calmer CPU", []WorkerLoad{{ID: "a", Slots: 2, CPU: 50}, {ID: "b", Slots: 2, CPU: 20}}, 1},
 		{"none", nil, -1},
 		{"all full", []WorkerLoad{{ID: "a", Slots: 1, Active: 1}, {ID: "b", Slots: 0}}, -1},
 		{"most free slots", []WorkerLoad{{ID: "a", Slots: 4, Active: 3}, {ID: "b", Slots: 8, Active: 5}}, 1},
@@ -166,7 +244,7 @@ func TestPickWorker(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, PickWorker(tc.workers))
+			require.Equal(t, tc.want, PickWorker(tc.workers, nil, PendingRun{ID: "r", Source: "s", Target: "t"}))
 		})
 	}
 }
@@ -183,9 +261,23 @@ func TestGovernInvariants(t *testing.T) {
 			in.SystemLimits[s] = rng.IntN(4) // 0: no limit
 			in.SystemActive[s] = rng.IntN(3)
 		}
+		in.SystemHosts = map[string]SystemHost{}
+		for i, s := range systems {
+			switch rng.IntN(3) {
+			case 0: // no known host
+			case 1:
+				in.SystemHosts[s] = SystemHost{Host: fmt.Sprintf("w%d", i)}
+			case 2:
+				in.SystemHosts[s] = SystemHost{Host: fmt.Sprintf("h%d", i), Red: "cpu 99% > 95% critical"}
+			}
+		}
 		for w := range rng.IntN(4) {
 			slots := rng.IntN(4)
-			in.Workers = append(in.Workers, WorkerLoad{ID: fmt.Sprintf("w%d", w), Slots: slots, Active: rng.IntN(slots + 1)})
+			wl := WorkerLoad{ID: fmt.Sprintf("w%d", w), Slots: slots, Active: rng.IntN(slots + 1), CPU: float64(rng.IntN(101))}
+			if rng.IntN(4) == 0 {
+				wl.Red = "memory 99% > 95% critical"
+			}
+			in.Workers = append(in.Workers, wl)
 		}
 		for i := range rng.IntN(12) {
 			in.Pending = append(in.Pending, run(fmt.Sprintf("r%02d", i), rng.IntN(3), rng.IntN(5), systems[rng.IntN(4)], systems[rng.IntN(4)]))
@@ -213,6 +305,14 @@ func TestGovernInvariants(t *testing.T) {
 			r := runs[d.RunID]
 			region++
 			for _, s := range runSystems(r) {
+				require.Empty(t, in.SystemHosts[s].Red, "iteration %d: run %s admitted on red host of %s", iter, r.ID, s)
+			}
+			for _, w := range in.Workers {
+				if w.ID == d.Worker {
+					require.Empty(t, w.Red, "iteration %d: red worker %s got run %s", iter, w.ID, r.ID)
+				}
+			}
+			for _, s := range runSystems(r) {
 				sys[s]++
 				if l := in.SystemLimits[s]; l > 0 {
 					require.LessOrEqual(t, sys[s], max(l, in.SystemActive[s]), "iteration %d: system %s over its limit", iter, s)
@@ -231,12 +331,28 @@ func TestGovernInvariants(t *testing.T) {
 				continue
 			}
 			r := runs[d.RunID]
+			require.True(t, utf8.ValidString(d.Hold) && len(d.Hold) <= holdReasonMax, "iteration %d: reason %q", iter, d.Hold)
 			switch {
+			case strings.HasPrefix(d.Hold, "source host "):
+				require.True(t, d.Health)
+				require.NotEmpty(t, in.SystemHosts[r.Source].Red, "iteration %d", iter)
+			case strings.HasPrefix(d.Hold, "target host "):
+				require.True(t, d.Health)
+				require.Empty(t, in.SystemHosts[r.Source].Red, "iteration %d: the source is named first", iter)
+				require.NotEmpty(t, in.SystemHosts[r.Target].Red, "iteration %d", iter)
+			case strings.HasPrefix(d.Hold, "no healthy worker with a free slot in region r: "):
+				require.True(t, d.Health)
+				for _, w := range in.Workers {
+					if w.Red == "" {
+						require.GreaterOrEqual(t, load[w.ID], w.Slots, "iteration %d: healthy worker %s had a free slot", iter, w.ID)
+					}
+				}
 			case d.Hold == fmt.Sprintf("region r at its limit of %d active runs", in.MaxActiveRuns):
 				require.GreaterOrEqual(t, region, in.MaxActiveRuns, "iteration %d", iter)
 			case d.Hold == "no live worker in region r":
 				require.Empty(t, in.Workers)
 			case d.Hold == "no live worker with a free slot in region r":
+				require.False(t, d.Health)
 				for _, w := range in.Workers {
 					require.GreaterOrEqual(t, load[w.ID], w.Slots, "iteration %d: worker %s had a free slot", iter, w.ID)
 				}

@@ -34,6 +34,21 @@ type Store interface {
 	DispatchRun(ctx context.Context, p catalog.DispatchParams) error
 	SetHoldReasons(ctx context.Context, reasons map[string]string) error
 	AbortPending(ctx context.Context, p catalog.AbortPendingParams) error
+
+	// Health admission control.
+	ListLatestSamples(ctx context.Context, region string) ([]catalog.HostLatest, error)
+	ListThresholds(ctx context.Context, scope string) ([]catalog.HealthThreshold, error)
+	ListSystemAttributeValues(ctx context.Context, key string) (map[string]string, error)
+	ListRunHolds(ctx context.Context, region string) ([]catalog.RunHold, error)
+	StartRunHolds(ctx context.Context, holds []catalog.RunHold) error
+	ClearRunHolds(ctx context.Context, ids []string) error
+
+	// Alerts.
+	RaiseAlert(ctx context.Context, p catalog.RaiseAlertParams) (*catalog.Alert, bool, error)
+	RaiseAlertOnce(ctx context.Context, p catalog.RaiseAlertParams) (*catalog.Alert, bool, error)
+	ResolveAlert(ctx context.Context, key string) (bool, error)
+	ListAlerts(ctx context.Context, f catalog.AlertFilter) ([]catalog.Alert, int64, error)
+	ListRunsEnded(ctx context.Context, region string, since time.Time, limit int) ([]catalog.Run, error)
 }
 
 // dispatchBatch is how many pending runs one tick considers, by priority
@@ -55,6 +70,7 @@ type Manager struct {
 	maintTerm *term
 	maintAt   time.Time
 	failing   bool // the last tick failed
+	alerts    *alertState
 }
 
 // New returns a Manager for cfg (defaults filled) on store. Run checks cfg.
@@ -133,14 +149,25 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) tick(t *term, fromPoll bool) {
 	ctx := t.ctx
 	var errs []error
-	full := fromPoll || t != m.maintTerm || time.Since(m.maintAt) >= m.cfg.PollInterval
+	newTerm := t != m.maintTerm
+	full := fromPoll || newTerm || time.Since(m.maintAt) >= m.cfg.PollInterval
+	var hv *healthView
 	if full {
 		m.maintTerm, m.maintAt = t, time.Now()
+		if newTerm {
+			m.alerts = newAlertState(m.store.Now().Add(-endedLookback))
+		}
 		if err := m.maintain(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		var err error
+		if hv, err = m.loadHealth(ctx); err != nil {
+			errs = append(errs, err)
+		} else if err := m.watch(ctx, hv); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := m.govern(ctx, t, full); err != nil {
+	if err := m.govern(ctx, t, full, hv); err != nil {
 		if errors.Is(err, catalog.ErrNotLeader) {
 			m.el.stepDown(t, "the catalog refused a dispatch: the lease is no longer ours")
 			return
@@ -219,7 +246,7 @@ type candidate struct {
 // poll cadence): as capacity comes and goes, the reasons of many waiting runs
 // flip back and forth, and writing each flip on every wake-up would cost more
 // than the dispatching itself.
-func (m *Manager) govern(ctx context.Context, t *term, full bool) error {
+func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView) error {
 	region := m.cfg.Region
 	runs, err := m.store.ListDispatchable(ctx, region, dispatchBatch)
 	if err != nil {
@@ -232,9 +259,16 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool) error {
 	if err != nil {
 		return fmt.Errorf("count active runs: %w", err)
 	}
-	nodes, err := m.store.ListNodes(ctx, region)
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+	if hv == nil {
+		if hv, err = m.loadHealth(ctx); err != nil {
+			return err
+		}
+	}
+	var nodes []catalog.Node
+	for _, n := range hv.nodes {
+		if n.Region == region {
+			nodes = append(nodes, n)
+		}
 	}
 	systemList, err := m.store.ListSystems(ctx)
 	if err != nil {
@@ -248,6 +282,9 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool) error {
 		limits[s.Name] = s.MaxConcurrentRuns
 	}
 	workers := liveWorkers(nodes, counts.Workers, m.store.Now(), m.cfg.NodeDeadAfter)
+	for i := range workers {
+		workers[i] = hv.worker(workers[i])
+	}
 
 	cands := make(map[string]candidate, len(runs))
 	in := GovernInput{
@@ -256,6 +293,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool) error {
 		Active:        counts.Region,
 		SystemLimits:  limits,
 		SystemActive:  counts.Systems,
+		SystemHosts:   map[string]SystemHost{},
 		Workers:       workers,
 		Pending:       make([]PendingRun, 0, len(runs)),
 	}
@@ -268,16 +306,25 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool) error {
 			if !errors.As(err, &pe) {
 				return err
 			}
-			if err := m.abort(ctx, t, r, pe.Error()); err != nil {
+			if err := m.abort(ctx, t, r, pe.Error(), "run aborted: it cannot be planned"); err != nil {
 				return err
 			}
 			continue
 		}
 		cands[r.ID] = candidate{run: r, draft: draft}
 		in.Pending = append(in.Pending, PendingRun{ID: r.ID, Priority: r.Priority, CreatedAt: r.CreatedAt, Source: r.SourceSystem, Target: r.TargetSystem})
+		for _, name := range []string{r.SourceSystem, r.TargetSystem} {
+			if _, done := in.SystemHosts[name]; !done {
+				in.SystemHosts[name] = hv.system(systems[name])
+			}
+		}
 	}
 
 	decisions := Govern(in)
+	decisions, err = m.enforceHolds(ctx, t, decisions, cands, hv.now)
+	if err != nil {
+		return err
+	}
 	byID := make(map[string]WorkerLoad, len(workers))
 	for _, w := range workers {
 		byID[w.ID] = w
@@ -372,14 +419,15 @@ func (m *Manager) draft(ctx context.Context, r *catalog.Run, cache map[mappingKe
 	return d, nil
 }
 
-// abort ends a run that can never be planned.
-func (m *Manager) abort(ctx context.Context, t *term, r *catalog.Run, msg string) error {
+// abort ends a pending run that can never be planned, or was held too long;
+// logLine says which.
+func (m *Manager) abort(ctx context.Context, t *term, r *catalog.Run, msg, logLine string) error {
 	err := m.store.AbortPending(ctx, catalog.AbortPendingParams{
 		RunID: r.ID, Error: msg, LeaseName: m.el.name, LeaseHolder: m.el.holder, LeaseToken: t.token,
 	})
 	switch {
 	case err == nil:
-		m.log.Warn("run aborted: it cannot be planned", slog.String("run_id", r.ID), slog.String("error", msg))
+		m.log.Warn(logLine, slog.String("run_id", r.ID), slog.String("error", msg))
 		return nil
 	case noLongerPending(err):
 		m.log.Debug("run no longer pending", slog.String("run_id", r.ID), slog.String("error", err.Error()))
