@@ -303,3 +303,47 @@ func (s *Store) ListWorkerRuns(ctx context.Context, worker string) ([]Run, error
 	}
 	return runs, nil
 }
+
+// SetThresholds creates or replaces several thresholds in one transaction:
+// all of them or, when one is invalid, none (the error names it).
+func (s *Store) SetThresholds(ctx context.Context, ths []HealthThreshold) error {
+	seen := map[[2]string]bool{}
+	for i := range ths {
+		if err := ths[i].Validate(); err != nil {
+			return err
+		}
+		k := [2]string{ths[i].Scope, ths[i].Metric}
+		if seen[k] {
+			return Invalid("metric", "threshold %s %s given twice", ths[i].Scope, ths[i].Metric)
+		}
+		seen[k] = true
+	}
+	if len(ths) == 0 {
+		return nil
+	}
+	now := s.now()
+	for i := range ths {
+		ths[i].UpdatedAt = now
+	}
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "scope"}, {Name: "metric"}},
+		DoUpdates: clause.AssignmentColumns([]string{"warn", "crit", "updated_by", "updated_at"}),
+	}).Create(&ths).Error
+	if err != nil {
+		return fmt.Errorf("set %d thresholds: %w", len(ths), err)
+	}
+	return nil
+}
+
+// DeleteScopeThresholds removes every threshold of scope and returns how
+// many there were.
+func (s *Store) DeleteScopeThresholds(ctx context.Context, scope string) (int64, error) {
+	if err := ValidateThresholdScope(scope); err != nil {
+		return 0, err
+	}
+	res := s.db.WithContext(ctx).Where("scope = ?", scope).Delete(&HealthThreshold{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("delete thresholds of %s: %w", scope, res.Error)
+	}
+	return res.RowsAffected, nil
+}

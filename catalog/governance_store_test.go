@@ -206,3 +206,51 @@ func TestListRunsEndedAndCountRunHealth(t *testing.T) {
 		require.Empty(t, runs, "a worker's ended runs are not listed")
 	})
 }
+
+func TestSetThresholdsAndDeleteScope(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
+		f := newFixture(t, s)
+		scope := catalog.NodeScope("w1")
+		require.NoError(t, s.SetThreshold(f.ctx, &catalog.HealthThreshold{Scope: scope, Metric: catalog.ThresholdCPU, Warn: 70, Crit: 80}))
+		require.NoError(t, s.SetThreshold(f.ctx, &catalog.HealthThreshold{Scope: "default", Metric: catalog.ThresholdCPU, Warn: 85, Crit: 95}))
+
+		// One bad threshold: none is written.
+		var ve *catalog.ValidationError
+		err := s.SetThresholds(f.ctx, []catalog.HealthThreshold{
+			{Scope: scope, Metric: catalog.ThresholdMemory, Warn: 80, Crit: 90},
+			{Scope: scope, Metric: catalog.ThresholdDiskFree, Warn: 5, Crit: 10}, // critical above warning
+		})
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, "crit", ve.Field)
+		err = s.SetThresholds(f.ctx, []catalog.HealthThreshold{
+			{Scope: scope, Metric: catalog.ThresholdMemory, Warn: 80, Crit: 90},
+			{Scope: scope, Metric: catalog.ThresholdMemory, Warn: 81, Crit: 91},
+		})
+		require.ErrorAs(t, err, &ve)
+		rows, err := s.ListThresholds(f.ctx, scope)
+		require.NoError(t, err)
+		require.Len(t, rows, 1)
+
+		require.NoError(t, s.SetThresholds(f.ctx, []catalog.HealthThreshold{
+			{Scope: scope, Metric: catalog.ThresholdCPU, Warn: 50, Crit: 60, UpdatedBy: "admin"},
+			{Scope: scope, Metric: catalog.ThresholdDiskFree, Warn: 20, Crit: 10, UpdatedBy: "admin"},
+		}))
+		got, err := s.ResolveThresholds(f.ctx, scope)
+		require.NoError(t, err)
+		require.Equal(t, 60.0, got[catalog.ThresholdCPU].Crit, "replaced")
+		require.Equal(t, 10.0, got[catalog.ThresholdDiskFree].Crit)
+		require.Equal(t, "admin", got[catalog.ThresholdDiskFree].UpdatedBy)
+
+		n, err := s.DeleteScopeThresholds(f.ctx, scope)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), n)
+		rows, err = s.ListThresholds(f.ctx, "")
+		require.NoError(t, err)
+		require.Len(t, rows, 1, "other scopes stay")
+		n, err = s.DeleteScopeThresholds(f.ctx, scope)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		_, err = s.DeleteScopeThresholds(f.ctx, "everything")
+		require.ErrorAs(t, err, &ve)
+	})
+}
