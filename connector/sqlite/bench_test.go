@@ -50,8 +50,8 @@ func BenchmarkLoad(b *testing.B) {
 	c := open(b, root, name)
 	rows := benchData(benchRows)
 	ctx := context.Background()
+	run := 0
 	b.Run("connector", func(b *testing.B) {
-		run := 0
 		var stage, commit time.Duration
 		for b.Loop() {
 			b.StopTimer()
