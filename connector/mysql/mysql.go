@@ -157,6 +157,13 @@ func config(sys spi.System) (*drv.Config, error) {
 		// itself is not repeated, in case it holds a password after all.
 		return nil, fmt.Errorf("%w: setting dsn is not a DSN of the form user@tcp(host:3306)/db: %s", spi.ErrInvalid, dsnError(err, dsn))
 	}
+	for k := range cfg.Params {
+		// The driver runs unknown parameters as SET statements: SET
+		// password = ... would change the account's password.
+		if strings.Contains(strings.ToLower(k), "password") {
+			return nil, fmt.Errorf("%w: setting dsn must not hold a password; give it as the system's secret \"password\"", spi.ErrInvalid)
+		}
+	}
 	if cfg.Passwd != "" {
 		return nil, fmt.Errorf("%w: setting dsn must not hold a password; give it as the system's secret \"password\"", spi.ErrInvalid)
 	}

@@ -182,6 +182,8 @@ func TestOpenSettingsAndSecrets(t *testing.T) {
 		{"dsn": "root:" + secret + "@tcp(127.0.0.1:3306)/test"},
 		{"dsn": "root:" + secret + "@tcp(127.0.0.1:3306"},
 		{"dsn": "root@tcp(127.0.0.1:3306)/"},
+		{"dsn": "root@tcp(127.0.0.1:3306)/test?password=" + secret},
+		{"dsn": "root@tcp(127.0.0.1:3306)/test?PASSWORD=" + secret},
 	} {
 		_, err := mysql.Open(ctx, spi.System{Name: "m", Kind: mysql.Kind, Settings: s})
 		require.ErrorIs(t, err, spi.ErrInvalid, "%v", s)
