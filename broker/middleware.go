@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -187,11 +188,19 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, token, ok := strings.Cut(h, " ")
 		token = strings.TrimSpace(token)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			s.authFailed(c, "", "malformed Authorization header")
 			return &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthenticated,
 				Message: "unauthenticated: the Authorization header must be \"Bearer <token>\""}
 		}
 		p, err := s.store.Authenticate(c.Request().Context(), token)
 		if err != nil {
+			var ae *catalog.AuthError
+			switch {
+			case errors.As(err, &ae):
+				s.authFailed(c, token, ae.Reason)
+			case errors.Is(err, catalog.ErrUnauthenticated):
+				s.authFailed(c, token, "credential refused")
+			}
 			return fmt.Errorf("authenticate: %w", err)
 		}
 		c.Set(ctxPrincipal, p)

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/profiler"
 )
 
 // Limits of a run request.
@@ -42,12 +44,14 @@ type RunView struct {
 	ElapsedSeconds     *float64 `json:"elapsed_seconds,omitempty"`
 	RateBytesPerSecond *float64 `json:"rate_bytes_per_second,omitempty"`
 	ETASeconds         *float64 `json:"eta_seconds,omitempty"`
+	// Health is the run's health as of now (see RunHealth).
+	Health profiler.Health `json:"health"`
 }
 
 // NewRunView computes a run's elapsed time (of the current attempt), byte
-// rate and, while it runs, the estimated time left, as of now.
+// rate, health and, while it runs, the estimated time left, as of now.
 func NewRunView(r catalog.Run, now time.Time) RunView {
-	v := RunView{Run: r}
+	v := RunView{Run: r, Health: RunHealth(&r, now)}
 	if r.StartedAt == nil {
 		return v
 	}
@@ -104,55 +108,90 @@ func validIdempotencyKey(k string) error {
 
 // submitRun handles POST /runs.
 func (s *Server) submitRun(c echo.Context) error {
-	ctx := c.Request().Context()
-	p := principalOf(c)
 	var req RunRequest
 	if err := bind(c, &req); err != nil {
 		return err
 	}
+	got, created, err := s.SubmitAs(c.Request().Context(), principalOf(c), req, s.ipOf(c).String())
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, s.view(got))
+}
+
+// SubmitAs submits req as principal p calling from clientIP: the path of
+// POST /api/v1/runs, also taken by schedules (SubmitScheduled) so that they
+// pass exactly the same checks. The mapping must exist, be enabled and be
+// owned by this server's region; p must be entitled to submit it from
+// clientIP; the parameters must resolve against the mapping's declarations
+// (types, date windows) and keep its paths inside the systems' roots. The
+// run is inserted pending with a fresh run_id, or, when the idempotency key
+// names an earlier identical request of p, that run is returned with created
+// false. Errors are those the API answers with: *catalog.ValidationError,
+// and not-found, forbidden and conflict answers.
+func (s *Server) SubmitAs(ctx context.Context, p *catalog.Principal, req RunRequest, clientIP string) (*catalog.Run, bool, error) {
+	if p == nil {
+		return nil, false, &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "unauthenticated: no principal"}
+	}
+	ip, err := netip.ParseAddr(clientIP)
+	if err == nil {
+		ip = ip.Unmap().WithZone("")
+	} // an unparsable address is invalid: it matches no network-bound entitlement
 	if req.Mapping == "" {
-		return catalog.Invalid("mapping", "is required: the name of the mapping to run")
+		return nil, false, catalog.Invalid("mapping", "is required: the name of the mapping to run")
 	}
 	if req.Priority < PriorityMin || req.Priority > PriorityMax {
-		return catalog.Invalid("priority", "must be between %d and %d, got %d", PriorityMin, PriorityMax, req.Priority)
+		return nil, false, catalog.Invalid("priority", "must be between %d and %d, got %d", PriorityMin, PriorityMax, req.Priority)
 	}
 	if err := validIdempotencyKey(req.IdempotencyKey); err != nil {
-		return err
+		return nil, false, err
 	}
-	if err := s.allow(c, catalog.ActionSubmit, "mapping:"+req.Mapping); err != nil {
-		return err
+	if !p.Allowed(catalog.ActionSubmit, "mapping:"+req.Mapping, ip) {
+		return nil, false, forbidden(catalog.ActionSubmit, "mapping:"+req.Mapping)
 	}
 	if err := knownName("mapping", req.Mapping); err != nil {
-		return err
+		return nil, false, err
 	}
 	m, err := s.store.GetMapping(ctx, req.Mapping)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return notFound("no mapping named %q", req.Mapping)
+		return nil, false, notFound("no mapping named %q", req.Mapping)
 	} else if err != nil {
-		return fmt.Errorf("submit run: %w", err)
+		return nil, false, fmt.Errorf("submit run: %w", err)
 	}
 	if !m.Enabled {
-		return conflict("mapping %s is disabled (version %d); runs cannot be submitted", m.Name, m.Version)
+		return nil, false, conflict("mapping %s is disabled (version %d); runs cannot be submitted", m.Name, m.Version)
 	}
 	if m.Region != s.cfg.Region {
-		return conflict("mapping %s is owned by region %s; submit to a server of region %s", m.Name, m.Region, m.Region)
+		return nil, false, conflict("mapping %s is owned by region %s; submit to a server of region %s", m.Name, m.Region, m.Region)
 	}
 	params, err := m.ResolveParams(req.Params, s.cfg.Now())
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	if err := checkPaths(m, params); err != nil {
-		return err
+		return nil, false, err
 	}
 	src, err := s.endpointSystem(ctx, m, m.SourceSystem)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	dst, err := s.endpointSystem(ctx, m, m.TargetSystem)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	tokenID := p.TokenID
+	var tokenID *int64
+	if p.TokenID != 0 {
+		id := p.TokenID
+		tokenID = &id
+	}
+	addr := ""
+	if ip.IsValid() {
+		addr = ip.String()
+	}
 	run := &catalog.Run{
 		Region:         s.cfg.Region,
 		Mapping:        m.Name,
@@ -167,8 +206,8 @@ func (s *Server) submitRun(c echo.Context) error {
 		RequestHash:    requestHash(m.Name, params, req.Priority),
 		UserID:         p.User.ID,
 		SubmittedBy:    p.User.Name,
-		TokenID:        &tokenID,
-		ClientIP:       s.ipOf(c).String(),
+		TokenID:        tokenID,
+		ClientIP:       addr,
 	}
 	if req.IdempotencyKey != "" {
 		key := req.IdempotencyKey
@@ -176,16 +215,14 @@ func (s *Server) submitRun(c echo.Context) error {
 	}
 	got, created, err := s.insertRun(ctx, run)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	status := http.StatusOK
 	if created {
-		status = http.StatusCreated
 		s.log.Info("run submitted", slog.String("run_id", got.ID), slog.String("mapping", got.Mapping),
 			slog.Int("mapping_version", got.MappingVersion), slog.String("user", p.User.Name),
 			slog.String("request_type", got.RequestType), slog.String("client_ip", got.ClientIP))
 	}
-	return c.JSON(status, s.view(got))
+	return got, created, nil
 }
 
 // insertRun inserts run with a fresh run_id, drawing again on the rare

@@ -3,11 +3,15 @@
 // checks their entitlements, validates run requests against the mapping's
 // declarations (parameters, date windows, path escapes), applies idempotency
 // keys, and inserts runs as pending for the workload manager to admit. It
-// also serves the catalog's systems, mappings, users, tokens and entitlements.
+// also serves the catalog's systems, mappings, users, tokens and entitlements,
+// the health of regions, nodes, systems, services and runs (health.go,
+// nodes.go), health thresholds, and alerts (alerts.go), and it raises an
+// alert when one address or token keeps failing to authenticate.
 //
-// broker imports only catalog, the standard library and echo; it reaches the
-// catalog through the small Store interface that *catalog.Store satisfies,
-// wired by cmd/weir.
+// broker imports only catalog, the standard library, echo and profiler's pure
+// health judgement (Evaluate, Thresholds, Health); it reaches the catalog
+// through the small Store interface that *catalog.Store satisfies, wired by
+// cmd/weir.
 package broker
 
 import (
@@ -53,6 +57,12 @@ type Config struct {
 	Now func() time.Time
 	// ReadyTimeout bounds the catalog ping of /readyz (default ReadyTimeoutDefault).
 	ReadyTimeout time.Duration
+	// AuthFailureLimit is how many refused credentials from one address (or
+	// with one token) within AuthFailureWindow raise an alert (default
+	// AuthFailureLimitDefault; negative: never).
+	AuthFailureLimit int
+	// AuthFailureWindow is the sliding window of AuthFailureLimit (default AuthFailureWindowDefault).
+	AuthFailureWindow time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -78,6 +88,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = ReadyTimeoutDefault
+	}
+	if c.AuthFailureLimit == 0 {
+		c.AuthFailureLimit = AuthFailureLimitDefault
+	}
+	if c.AuthFailureWindow <= 0 {
+		c.AuthFailureWindow = AuthFailureWindowDefault
 	}
 	return c
 }
@@ -146,6 +162,8 @@ type Store interface {
 	CreateEntitlement(ctx context.Context, e *catalog.Entitlement) error
 	ListEntitlements(ctx context.Context, userID int64) ([]catalog.Entitlement, error)
 	DeleteEntitlement(ctx context.Context, id int64) error
+
+	GovernanceStore
 }
 
 // Server is the broker: an echo instance with Weir's routes.
@@ -156,6 +174,8 @@ type Server struct {
 	e       *echo.Echo
 	ids     *catalog.RunIDGenerator
 	proxies []netip.Prefix
+	// failures counts refused credentials (nil when AuthFailureLimit < 0).
+	failures *failureTracker
 }
 
 // New returns a Server for cfg (defaults applied) on store, with every route registered.
@@ -166,6 +186,9 @@ func New(cfg Config, store Store) *Server {
 		store: store,
 		log:   cfg.Logger.With(slog.String("component", "broker"), slog.String("node", cfg.NodeID)),
 		ids:   catalog.NewRunIDGenerator(cfg.Region),
+	}
+	if cfg.AuthFailureLimit > 0 {
+		s.failures = newFailureTracker(cfg.AuthFailureLimit, cfg.AuthFailureWindow)
 	}
 	for _, p := range cfg.TrustedProxies {
 		pfx, err := parseTrustedProxy(p)
@@ -237,6 +260,17 @@ func (s *Server) routes() {
 	api.GET("/entitlements", s.listEntitlements, admin...)
 	api.POST("/entitlements", s.createEntitlement, admin...)
 	api.DELETE("/entitlements/:id", s.deleteEntitlement, admin...)
+
+	api.GET("/health", s.healthReport, user...)
+	api.GET("/nodes", s.listNodes, user...)
+	api.GET("/nodes/:id", s.getNode, user...)
+	api.GET("/thresholds", s.listThresholds, admin...)
+	api.GET("/thresholds/:scope", s.getThresholds, admin...)
+	api.PUT("/thresholds/:scope", s.putThresholds, admin...)
+	api.DELETE("/thresholds/:scope", s.deleteThresholds, admin...)
+	api.GET("/alerts", s.listAlerts, user...)
+	api.POST("/alerts/:id/ack", s.ackAlert, user...)
+	api.POST("/alerts/:id/resolve", s.resolveAlert, user...)
 }
 
 // healthz answers while the process serves HTTP.

@@ -15,7 +15,7 @@ import (
 // SystemRequest is the body of POST and PUT /systems: a system's JSON plus
 // its write-only secrets. An empty region means this server's region. The
 // read-only fields of a system's JSON (id, created_at, updated_at,
-// secret_keys) are accepted, so that a GET answer can be sent back changed,
+// secret_keys, health) are accepted, so that a GET answer can be sent back changed,
 // and ignored. On PUT, omitted secrets stay as they are and {} removes them.
 type SystemRequest struct {
 	Name              string            `json:"name"`
@@ -29,6 +29,7 @@ type SystemRequest struct {
 	CreatedAt  json.RawMessage `json:"created_at,omitempty"`
 	UpdatedAt  json.RawMessage `json:"updated_at,omitempty"`
 	SecretKeys json.RawMessage `json:"secret_keys,omitempty"`
+	Health     json.RawMessage `json:"health,omitempty"`
 }
 
 // SystemView is a system as the API shows it: never its secrets, only the
@@ -36,6 +37,8 @@ type SystemRequest struct {
 type SystemView struct {
 	catalog.System
 	SecretKeys []string `json:"secret_keys"`
+	// Health is the health of the system's host, in GET answers.
+	Health *SystemHealth `json:"health,omitempty"`
 }
 
 // NewSystemView hides a system's secret values.
@@ -78,10 +81,17 @@ func (s *Server) listSystems(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("list systems: %w", err)
 	}
+	h, err := s.snapshot(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("judge system health: %w", err)
+	}
 	out := make([]SystemView, 0, len(all))
 	for _, sys := range all {
 		if s.principalMay(c, catalog.ActionRead, "system:"+sys.Name) {
-			out = append(out, NewSystemView(sys))
+			v := NewSystemView(sys)
+			sh := h.system(&sys)
+			v.Health = &sh
+			out = append(out, v)
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"systems": out})
@@ -102,7 +112,14 @@ func (s *Server) getSystem(c echo.Context) error {
 	} else if err != nil {
 		return fmt.Errorf("get system %s: %w", name, err)
 	}
-	return c.JSON(http.StatusOK, NewSystemView(*sys))
+	h, err := s.snapshot(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("judge system health: %w", err)
+	}
+	v := NewSystemView(*sys)
+	sh := h.system(sys)
+	v.Health = &sh
+	return c.JSON(http.StatusOK, v)
 }
 
 // createSystem handles POST /systems.
