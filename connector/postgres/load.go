@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -378,7 +379,7 @@ func (l *load) commit(ctx context.Context) (int64, error) {
 		}
 		n = tag.RowsAffected()
 	}
-	if _, err := l.conn.Exec(ctx, "UPDATE "+l.c.commitsTable()+" SET rows = $2 WHERE run_id = $1", l.spec.RunID, n); err != nil {
+	if _, err := l.conn.Exec(ctx, "UPDATE "+l.c.commitsTable()+" SET rows = $2, committed_at = clock_timestamp() WHERE run_id = $1", l.spec.RunID, n); err != nil {
 		return 0, fmt.Errorf("record rows in commit marker: %w", err)
 	}
 	if _, err := l.conn.Exec(ctx, "COMMIT"); err != nil {
@@ -442,8 +443,34 @@ func (l *load) applySQL() string {
 	return sql + "UPDATE SET " + strings.Join(sets, ", ")
 }
 
-// ensureCommitTable creates weir_commits when it does not exist.
+// ensureCommitTable creates weir_commits when it does not exist. It looks
+// first: CREATE INDEX IF NOT EXISTS would lock the table against the marker
+// inserts of loads in progress, and wait for them.
 func (c *Conn) ensureCommitTable(ctx context.Context) error {
+	c.mu.Lock()
+	known := c.commitTable
+	c.mu.Unlock()
+	if known {
+		return nil
+	}
+	var exists bool
+	err := c.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+		c.commitsTable(), pgx.Identifier{c.commitSchema, spi.CommitTable + "_mapping"}.Sanitize()).Scan(&exists)
+	if err != nil {
+		return fmt.Errorf("look up commit-marker table %s: %w", c.commitsTable(), err)
+	}
+	if !exists {
+		if err := c.createCommitTable(ctx); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.commitTable = true
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Conn) createCommitTable(ctx context.Context) error {
 	ddl := "CREATE TABLE IF NOT EXISTS " + c.commitsTable() + ` (
 		run_id text PRIMARY KEY,
 		mapping text NOT NULL,
@@ -484,12 +511,11 @@ func (l *load) Abort(context.Context) error {
 // connection that cannot roll back is closed by the pool on release, which
 // ends the transaction on the server. l.mu is held.
 func (l *load) rollback() {
-	if l.conn == nil {
-		return
+	if l.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = l.conn.Exec(ctx, "ROLLBACK")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = l.conn.Exec(ctx, "ROLLBACK")
 	l.release()
 }
 

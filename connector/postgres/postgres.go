@@ -77,6 +77,8 @@ type Conn struct {
 	shapes map[string]*shape // by dataset key, see Conn.shape
 	snap   *snapshot
 	loads  map[*load]struct{} // open loads, rolled back by Close
+	// commitTable is set once weir_commits is known to exist.
+	commitTable bool
 }
 
 var (
@@ -134,6 +136,7 @@ func open(ctx context.Context, sys spi.System) (*Conn, error) {
 	rp["IntervalStyle"] = "postgres"
 	rp["extra_float_digits"] = "1"
 	rp["client_encoding"] = "UTF8"
+	rp["standard_conforming_strings"] = "on"
 	if rp["application_name"] == "" {
 		rp["application_name"] = "weir"
 	}

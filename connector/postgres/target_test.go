@@ -429,3 +429,49 @@ func TestConcurrentWrites(t *testing.T) {
 	require.ErrorContains(t, l.Write(ctx, 0, spi.Batch{Rows: trades(1, 1, "x")}), "write after the load was committed")
 	require.NoError(t, l.Abort(ctx))
 }
+
+// TestConcurrentLoads: loads of different runs into one table do not wait
+// for each other, whatever their order.
+func TestConcurrentLoads(t *testing.T) {
+	d := newDB(t)
+	d.exec(t, `CREATE TABLE trades (id int8 PRIMARY KEY, sym text, price numeric)`)
+	ctx := context.Background()
+	spec := func(run string) spi.LoadSpec {
+		return spi.LoadSpec{RunID: run, Mapping: "m", Dataset: spi.Dataset{Table: "trades"}, Schema: tradeSchema}
+	}
+	a, err := d.open(t).Begin(ctx, spec("1"))
+	require.NoError(t, err)
+	require.NoError(t, a.Write(ctx, 0, spi.Batch{Rows: trades(1, 10, "A")}))
+	// b, on a Conn of its own (a new run), starts and commits while a is open.
+	cb := d.open(t)
+	done := make(chan error, 1)
+	go func() {
+		cm, err := load(t, cb, spec("2"), trades(11, 20, "B"), 4)
+		if err == nil && cm.Rows != 10 {
+			err = fmt.Errorf("committed %d rows", cm.Rows)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		d.exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'weir' AND datname = current_database()")
+		t.Fatal("a load of another run waits for the open one")
+	}
+	_, err = a.Commit(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "20", d.scalar(t, "SELECT count(*)::text FROM trades"))
+	// The marker's time is the commit's: the later commit's watermark is the last.
+	w1, w2 := spec("3"), spec("4")
+	w1.Watermark, w2.Watermark = "first-begun", "last-committed"
+	l1, err := d.open(t).Begin(ctx, w1)
+	require.NoError(t, err)
+	_, err = load(t, d.open(t), w2, nil, 1)
+	require.NoError(t, err)
+	_, err = l1.Commit(ctx)
+	require.NoError(t, err)
+	w, _, err := d.open(t).LastWatermark(ctx, "m")
+	require.NoError(t, err)
+	require.Equal(t, "first-begun", w)
+}
