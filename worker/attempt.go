@@ -118,7 +118,8 @@ func (w *Worker) finish(a *attempt, out *outcome, err error, took time.Duration)
 	a.log.Info("run finished", attrs...)
 }
 
-// execute runs one attempt up to its commit and delivery manifest.
+// execute runs one attempt up to its commit and delivery manifest: a copy
+// of files byte for byte, or, when the mapping is row-level, the row path.
 func (w *Worker) execute(a *attempt) (*outcome, error) {
 	ctx, r := a.runCtx, &a.run
 	m, err := w.store.GetMappingVersion(ctx, r.Mapping, r.MappingVersion)
@@ -132,6 +133,9 @@ func (w *Worker) execute(a *attempt) (*outcome, error) {
 	dstSys, err := w.store.GetSystem(ctx, r.TargetSystem)
 	if err != nil {
 		return nil, fmt.Errorf("load target system: %w", err)
+	}
+	if m.DataPath(srcSys.Kind, dstSys.Kind) == catalog.DataPathRows {
+		return w.executeRows(a, m, srcSys, dstSys)
 	}
 	srcPath, err := catalog.ExpandPath("source.path", m.Source.V.Path, r.Params.V)
 	if err != nil {

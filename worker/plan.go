@@ -1,10 +1,14 @@
 package worker
 
 import (
+	"context"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 	"strings"
 
+	"github.com/shirou/gopsutil/v4/load"
 	"github.com/weirdata/weir/connector"
 )
 
@@ -82,4 +86,42 @@ func humanBytes(b int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
+}
+
+// hostLoad reads the host's 1-minute load average and its cores.
+func hostLoad(ctx context.Context) (float64, int, error) {
+	avg, err := load.AvgWithContext(ctx)
+	if err != nil {
+		return 0, runtime.NumCPU(), fmt.Errorf("read the host's load: %w", err)
+	}
+	return avg.Load1, runtime.NumCPU(), nil
+}
+
+// rowThreads returns the most threads a row run may use, and why: the
+// least of the worker's threads, the plan's maximum (the systems'
+// max_threads, else the worker's slots) and, when the node's load per core
+// is at least high, one thread per core not busy (at least one). The
+// source then splits the dataset into at most that many partitions by its
+// own estimates (a small file is one partition), one thread each.
+func rowThreads(threads, planMax int, load1 float64, cores int, high float64) (int, string) {
+	type limit struct {
+		n   int
+		why string
+	}
+	limits := []limit{{threads, fmt.Sprintf("the worker's %d threads", threads)}}
+	if planMax > 0 {
+		limits = append(limits, limit{planMax, fmt.Sprintf("the plan's maximum of %d threads", planMax)})
+	}
+	if cores > 0 && load1/float64(cores) >= high {
+		free := max(1, int(math.Floor(float64(cores)-load1+0.5)))
+		limits = append(limits, limit{free, fmt.Sprintf("the node's load of %.2f on %d cores (%s free)", load1, cores, plural(free, "core"))})
+	}
+	n := max(1, slices.MinFunc(limits, func(a, b limit) int { return a.n - b.n }).n)
+	var by []string
+	for _, l := range limits {
+		if l.n == n {
+			by = append(by, l.why)
+		}
+	}
+	return n, fmt.Sprintf("at most %s: limited by %s", plural(n, "thread"), strings.Join(by, " and "))
 }

@@ -32,9 +32,13 @@ type progress struct {
 type taskCounter struct {
 	state        atomic.Int32
 	files, bytes atomic.Int64
+	rows         atomic.Int64 // rows written (row path)
 	filesTotal   int64
 	bytesTotal   int64
-	flushed      catalog.TaskUpdate // as last written; guarded by progress.mu
+	// estRows, for a row partition, is the source's estimate of its rows:
+	// its bytes done are estimated from the rows done.
+	estRows int64
+	flushed catalog.TaskUpdate // as last written; guarded by progress.mu
 }
 
 func newProgress(tasks []catalog.RunTask) *progress {
@@ -46,15 +50,34 @@ func newProgress(tasks []catalog.RunTask) *progress {
 	return p
 }
 
+// newRowProgress counts the progress of row partitions, whose bytes are
+// the source's estimates.
+func newRowProgress(tasks []catalog.RunTask, estRows []int64) *progress {
+	p := newProgress(tasks)
+	for i := range p.tasks {
+		p.tasks[i].estRows = estRows[i]
+	}
+	return p
+}
+
 func (p *progress) setState(t int, s int32) { p.tasks[t].state.Store(s) }
 func (p *progress) addBytes(t int, n int64) { p.tasks[t].bytes.Add(n) }
+func (p *progress) addRows(t int, n int64)  { p.tasks[t].rows.Add(n) }
 func (p *progress) fileDone(t int)          { p.tasks[t].files.Add(1) }
 func (p *progress) update(t int) catalog.TaskUpdate {
 	c := &p.tasks[t]
-	u := catalog.TaskUpdate{Seq: t, State: taskStateNames[c.state.Load()], Progress: catalog.Progress{
-		TasksTotal: 1, FilesTotal: c.filesTotal, FilesDone: c.files.Load(), BytesTotal: c.bytesTotal, BytesDone: c.bytes.Load()}}
+	state := c.state.Load()
+	u := catalog.TaskUpdate{Seq: t, State: taskStateNames[state], Progress: catalog.Progress{
+		TasksTotal: 1, FilesTotal: c.filesTotal, FilesDone: c.files.Load(), BytesTotal: c.bytesTotal, BytesDone: c.bytes.Load(),
+		Rows: c.rows.Load()}}
+	if c.estRows > 0 {
+		u.BytesDone = int64(float64(c.bytesTotal) * min(1, float64(u.Rows)/float64(c.estRows)))
+	}
 	if u.State == catalog.TaskDone {
 		u.TasksDone = 1
+		if c.estRows > 0 || c.filesTotal == 0 {
+			u.BytesDone = c.bytesTotal
+		}
 	}
 	return u
 }
@@ -70,6 +93,7 @@ func (p *progress) total() catalog.Progress {
 		r.FilesDone += u.FilesDone
 		r.BytesTotal += u.BytesTotal
 		r.BytesDone += u.BytesDone
+		r.Rows += u.Rows
 	}
 	return r
 }

@@ -1,14 +1,14 @@
 // Package worker claims the runs the workload manager assigned to this node
 // and executes them: it inspects the source, decides the degree of
-// parallelism, writes the internal manifest, copies in parallel into a
-// staging area at the target, commits once and writes the delivery manifest
-// last. It heartbeats its node row and the leases of its runs, flushes
+// parallelism, writes the internal manifest, copies files (or reads, filters,
+// maps and loads rows: see rows.go) in parallel into a staging area at the
+// target, commits once and writes the delivery manifest last. It heartbeats its node row and the leases of its runs, flushes
 // progress in batches, observes cancellation, and stops all work when it
 // cannot reach the catalog for half its lease, so that a worker that may have
 // lost a run never commits it.
 //
 // It imports catalog (types and sentinels; the Store itself arrives through
-// the Store interface) and connector.
+// the Store interface), connector, transform, and gopsutil for the host's load.
 package worker
 
 import (
@@ -32,6 +32,14 @@ const (
 	ProgressIntervalDefault  = time.Second
 	PollIntervalDefault      = time.Second
 	DrainTimeoutDefault      = 10 * time.Second
+	// BatchSizeDefault is the rows of one batch on the row path.
+	BatchSizeDefault = 1024
+	// QueueDepthDefault is the batches waiting between a thread's read and
+	// write stages: reading the next batch overlaps writing the last.
+	QueueDepthDefault = 2
+	// HighLoadDefault is the node's CPU load (1-minute load average per
+	// core) from which a run gets fewer threads: one per core not busy.
+	HighLoadDefault = 0.75
 )
 
 // Defaults of Config that depend on the machine.
@@ -72,6 +80,23 @@ type Config struct {
 	// context ended, before it stops them and hands them back for retry.
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
+
+	// The row path (issue 3).
+
+	// BatchSize is the most rows of a batch; BatchSizeDefault.
+	BatchSize int
+	// QueueDepth is the batches a thread's reader may be ahead of its
+	// writer; QueueDepthDefault.
+	QueueDepth int
+	// Load returns the node's CPU load: its 1-minute load average and the
+	// number of cores. Default: the host's, read with gopsutil.
+	Load func(ctx context.Context) (load1 float64, cores int, err error)
+	// HighLoad is the load per core from which runs get fewer threads;
+	// HighLoadDefault.
+	HighLoad float64
+	// SpoolDir holds rejected rows until the run writes its reject file;
+	// default the system's temporary directory.
+	SpoolDir string
 }
 
 // WithDefaults fills zero fields with their defaults.
@@ -103,6 +128,18 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.BatchSize == 0 {
+		c.BatchSize = BatchSizeDefault
+	}
+	if c.QueueDepth == 0 {
+		c.QueueDepth = QueueDepthDefault
+	}
+	if c.Load == nil {
+		c.Load = hostLoad
+	}
+	if c.HighLoad == 0 {
+		c.HighLoad = HighLoadDefault
+	}
 	return c
 }
 
@@ -120,6 +157,12 @@ func (c Config) validate() error {
 		return catalog.Invalid("worker", "lease, progress and poll intervals must be positive")
 	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval > c.LeaseTTL/4:
 		return catalog.Invalid("worker.heartbeat_interval", "must be positive and at most a quarter of the lease (%s), got %s", c.LeaseTTL/4, c.HeartbeatInterval)
+	case c.BatchSize < 1:
+		return catalog.Invalid("worker.batch_size", "must be at least 1, got %d", c.BatchSize)
+	case c.QueueDepth < 1:
+		return catalog.Invalid("worker.queue_depth", "must be at least 1, got %d", c.QueueDepth)
+	case c.HighLoad <= 0:
+		return catalog.Invalid("worker.high_load", "must be positive, got %v", c.HighLoad)
 	}
 	return nil
 }
@@ -133,6 +176,7 @@ type Store interface {
 	FinishRun(ctx context.Context, p catalog.FinishParams) (catalog.RunState, error)
 	GetMappingVersion(ctx context.Context, name string, version int) (*catalog.Mapping, error)
 	GetSystem(ctx context.Context, name string) (*catalog.System, error)
+	ListFunctions(ctx context.Context) ([]catalog.Function, error)
 	AddEvent(ctx context.Context, ev *catalog.RunEvent) error
 	UpsertNode(ctx context.Context, n *catalog.Node) error
 	SetNodeState(ctx context.Context, id, state string) error

@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/connector"
+)
+
+// countTarget counts, after the commit, the rows at the target for the
+// run's selection and compares them with the rows written; it fills the
+// target's side of counts. A mismatch fails the run for good (the data is
+// committed: a retry would find the commit marker and succeed, hiding it).
+//
+//   - a file target: the rows of the files delivered, read back;
+//   - a table loaded with truncate_insert: its rows, which must be the rows written;
+//   - a table loaded with append: its rows now less its rows before the
+//     load, which must be the rows written (another writer into the same
+//     table meanwhile makes this fail: the governor's per-system limit
+//     keeps loads apart);
+//   - a table loaded with upsert: the rows added, which must lie between 0
+//     and the rows written (a written row updates or adds one);
+//   - a null target keeps nothing and is not counted.
+func (w *Worker) countTarget(a *attempt, job *rowJob, cm connector.Commit, before *int64, c *catalog.ManifestCounts) error {
+	ctx, kind := a.runCtx, job.dstSys.Kind
+	written := c.Written
+	switch {
+	case kind == catalog.KindNull:
+		c.Check = "not counted: a null target keeps nothing"
+		return nil
+	case kind == catalog.KindFS:
+		n, err := w.countFiles(a, job, cm.Files)
+		if err != nil {
+			return fmt.Errorf("count the delivered rows: %w", err)
+		}
+		c.TargetRows, c.TargetMethod = &n, connector.CountedByScan
+		if n != written {
+			c.Check = "mismatch"
+			return permanent(fmt.Errorf("count mismatch: the %s delivered to %s hold %d rows, %d were written",
+				plural(len(cm.Files), "file"), describe(job.dstSys, job.dstDS), n, written))
+		}
+		c.Check = fmt.Sprintf("ok: %d rows in the %s delivered", n, plural(len(cm.Files), "file"))
+		return nil
+	case job.dstDS.Table == "":
+		c.Check = "not counted: the target has no table"
+		return nil
+	}
+	n, method, err := w.countTable(ctx, job.dstSys, job.dstDS.Table)
+	if err != nil {
+		return fmt.Errorf("count the target's rows after the commit: %w", err)
+	}
+	c.TargetBefore, c.TargetRows, c.TargetMethod = before, &n, method
+	label := describe(job.dstSys, job.dstDS)
+	switch job.m.Mode() {
+	case catalog.WriteTruncateInsert:
+		if n != written {
+			c.Check = "mismatch"
+			return permanent(fmt.Errorf("count mismatch: %s holds %d rows after truncate_insert, %d were written", label, n, written))
+		}
+		c.Check = fmt.Sprintf("ok: %s holds the %d rows written", label, n)
+	case catalog.WriteUpsert:
+		added := n - *before
+		if added < 0 || added > written {
+			c.Check = "mismatch"
+			return permanent(fmt.Errorf("count mismatch: %s went from %d to %d rows by an upsert of %d rows", label, *before, n, written))
+		}
+		c.Check = fmt.Sprintf("ok: %d rows added and %d updated in %s", added, written-added, label)
+	default:
+		if n-*before != written {
+			c.Check = "mismatch"
+			return permanent(fmt.Errorf("count mismatch: %s went from %d to %d rows, %d were appended", label, *before, n, written))
+		}
+		c.Check = fmt.Sprintf("ok: %s went from %d to %d rows, the %d appended", label, *before, n, written)
+	}
+	a.log.Info("target counted", slog.Int64("rows", n), slog.String("check", c.Check))
+	return nil
+}
+
+// countFiles reads back the delivered files, several at once, and counts
+// their rows.
+func (w *Worker) countFiles(a *attempt, job *rowJob, files []connector.Written) (int64, error) {
+	var (
+		mu    sync.Mutex
+		total int64
+		first error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, max(1, w.cfg.Threads))
+	for _, f := range files {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ds := connector.Dataset{Path: f.Path, Format: job.dstDS.Format, Options: readOptions(job.dstDS.Options), Schema: job.out}
+			n, bad, _, err := connector.Count(a.runCtx, job.dstConn, job.dstSys.Kind, ds, 1)
+			if err == nil && bad > 0 {
+				err = fmt.Errorf("%s holds %d records that do not read back", f.Path, bad)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			total += n
+		})
+	}
+	wg.Wait()
+	return total, first
+}
+
+// writeOnly are format options that apply to writing only.
+var writeOnly = map[string]bool{"row_group_rows": true, "timestamp_unit": true}
+
+func readOptions(o map[string]string) map[string]string {
+	out := make(map[string]string, len(o))
+	for k, v := range o {
+		if !writeOnly[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// countTable counts a table's rows on a connection of its own, so that the
+// count sees what is committed now (a connection that has read may hold a
+// snapshot from before the load).
+func (w *Worker) countTable(ctx context.Context, sys *catalog.System, table string) (int64, string, error) {
+	conn, err := w.conns.Open(ctx, spec(sys))
+	if err != nil {
+		return 0, "", err
+	}
+	defer conn.Close()
+	n, _, method, err := connector.Count(ctx, conn, sys.Kind, connector.Dataset{Table: table}, 1)
+	return n, method, err
+}
