@@ -38,7 +38,9 @@ func newOutBatch(size, width int) *outBatch {
 	return &outBatch{width: width, cells: make([]any, size*width), rows: make([]connector.Row, 0, size)}
 }
 
-func (b *outBatch) full() bool { return (len(b.rows)+1)*b.width > len(b.cells) || len(b.rows) == cap(b.rows) }
+func (b *outBatch) full() bool {
+	return (len(b.rows)+1)*b.width > len(b.cells) || len(b.rows) == cap(b.rows)
+}
 
 // next returns the cells of the row being built.
 func (b *outBatch) next() []any {
