@@ -2,6 +2,7 @@ package workload
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,15 +19,38 @@ const (
 	StepStage    = "stage"    // write into the target's staging area
 	StepCommit   = "commit"   // rename the staged data into place, once
 	StepManifest = "manifest" // write the delivery manifest, last
+
+	// The row path (issue 3): a database on either side, or files read as rows.
+	StepDescribe = "describe" // describe the source: its fields and types
+	StepFilter   = "filter"   // drop the rows the mapping's filter rejects
+	StepMap      = "map"      // compute the target fields from the source's
+	StepWrite    = "write"    // write the rows into the target's staging, one pipeline per thread
+	StepCount    = "count"    // count the rows at the target and compare them with those written
 )
 
 // SettingMaxThreads is the system setting that caps the threads of a run
 // reading or writing the system.
 const SettingMaxThreads = "max_threads"
 
-// planSteps returns the steps moving data from a source of kind src to a
-// target of kind dst.
-func planSteps(src, dst string) ([]string, error) {
+// planSteps returns the steps moving data of mapping m from a source of
+// kind src to a target of kind dst: a byte copy of files, or the row path
+// (the worker refines the row steps once it has described the source).
+func planSteps(m *catalog.Mapping, src, dst string) ([]string, error) {
+	if m.DataPath(src, dst) == catalog.DataPathRows {
+		for _, k := range []string{src, dst} {
+			if !slices.Contains(catalog.KnownKinds, k) {
+				return nil, fmt.Errorf("no data path from a %s system to a %s system", src, dst)
+			}
+		}
+		steps := []string{StepDescribe, StepRead}
+		if m.Filter != "" {
+			steps = append(steps, StepFilter)
+		}
+		if len(m.Fields.V) > 0 {
+			steps = append(steps, StepMap)
+		}
+		return append(steps, StepWrite, StepCommit, StepCount, StepManifest), nil
+	}
 	switch {
 	case src == catalog.KindFS && dst == catalog.KindFS:
 		return []string{StepList, StepCopy, StepStage, StepCommit, StepManifest}, nil
@@ -59,7 +83,7 @@ func draftPlan(r *catalog.Run, m *catalog.Mapping, systems map[string]*catalog.S
 	if !ok {
 		return planDraft{}, fmt.Errorf("target system %s no longer exists", r.TargetSystem)
 	}
-	steps, err := planSteps(src.Kind, dst.Kind)
+	steps, err := planSteps(m, src.Kind, dst.Kind)
 	if err != nil {
 		return planDraft{}, err
 	}
@@ -93,8 +117,8 @@ func draftPlan(r *catalog.Run, m *catalog.Mapping, systems map[string]*catalog.S
 			MappingVersion: r.MappingVersion,
 			Params:         params,
 			Steps:          steps,
-			Source:         catalog.PlanEndpoint{System: src.Name, Kind: src.Kind, Path: srcPath},
-			Target:         catalog.PlanEndpoint{System: dst.Name, Kind: dst.Kind, Path: dstPath},
+			Source:         catalog.PlanEndpoint{System: src.Name, Kind: src.Kind, Path: srcPath, Table: m.Source.V.Table},
+			Target:         catalog.PlanEndpoint{System: dst.Name, Kind: dst.Kind, Path: dstPath, Table: m.Target.V.Table},
 		},
 		maxThreads: maxThreads,
 	}, nil
@@ -106,6 +130,9 @@ func draftPlan(r *catalog.Run, m *catalog.Mapping, systems map[string]*catalog.S
 func endpointPath(field, kind, pattern string, params map[string]string) (string, error) {
 	if pattern == "" && kind != catalog.KindFS {
 		return "", nil
+	}
+	if kind != catalog.KindFS && kind != catalog.KindNull {
+		return "", fmt.Errorf("%s: a %s system has tables, not paths", field, kind)
 	}
 	return catalog.ExpandPath(field, pattern, params)
 }

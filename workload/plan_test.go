@@ -127,8 +127,10 @@ func TestDraftPlanErrors(t *testing.T) {
 			"source system src no longer exists"},
 		{"target system gone", func(r *catalog.Run, _ *catalog.Mapping, s map[string]*catalog.System) { delete(s, "dst") },
 			"target system dst no longer exists"},
-		{"unknown kind", func(r *catalog.Run, _ *catalog.Mapping, s map[string]*catalog.System) { s["dst"].Kind = "postgres" },
-			"no data path from a fs system to a postgres system"},
+		{"unknown kind", func(r *catalog.Run, _ *catalog.Mapping, s map[string]*catalog.System) { s["dst"].Kind = "oracle" },
+			"no data path from a fs system to a oracle system"},
+		{"a path on a database", func(r *catalog.Run, _ *catalog.Mapping, s map[string]*catalog.System) { s["dst"].Kind = "postgres" },
+			"target.path: a postgres system has tables, not paths"},
 		{"parameter escapes the root", func(r *catalog.Run, _ *catalog.Mapping, _ map[string]*catalog.System) {
 			r.Params.V["business_date"] = "../../etc"
 		}, `source.path: "trades/../../etc/ACME*.csv" escapes the system's root`},
@@ -202,4 +204,30 @@ func TestNoLongerPending(t *testing.T) {
 	require.False(t, noLongerPending(&catalog.TransitionError{RunID: "x", From: []catalog.RunState{catalog.StatePending}, To: catalog.StateFailed, Err: catalog.ErrIllegalTransition}))
 	require.False(t, noLongerPending(fmt.Errorf("abort: %w", catalog.ErrNotLeader)))
 	require.False(t, noLongerPending(errors.New("connection reset")))
+}
+
+func TestDraftPlanRows(t *testing.T) {
+	r, m, systems := planFixture()
+	systems["pg"] = &catalog.System{Name: "pg", Kind: catalog.KindPostgres, Settings: catalog.NewJSON(map[string]string{"dsn": "postgres://u@h/db"})}
+	r.TargetSystem = "pg"
+	m.Source.V.Format = "csv"
+	m.Target.V = catalog.Endpoint{System: "pg", Table: "sales.trades"}
+	d, err := draftPlan(r, m, systems)
+	require.NoError(t, err)
+	require.Equal(t, []string{"describe", "read", "write", "commit", "count", "manifest"}, d.plan.Steps)
+	require.Equal(t, catalog.PlanEndpoint{System: "pg", Kind: "postgres", Table: "sales.trades"}, d.plan.Target)
+	require.Equal(t, "trades/2026-11-20/ACME*.csv", d.plan.Source.Path)
+
+	m.Filter = "qty > 0"
+	m.Fields = catalog.NewJSON([]catalog.FieldMapping{{Name: "qty"}})
+	d, err = draftPlan(r, m, systems)
+	require.NoError(t, err)
+	require.Equal(t, []string{"describe", "read", "filter", "map", "write", "commit", "count", "manifest"}, d.plan.Steps)
+
+	// Files to files with a format change are rows too.
+	r, m, systems = planFixture()
+	m.Target.V.Format = "parquet"
+	d, err = draftPlan(r, m, systems)
+	require.NoError(t, err)
+	require.Equal(t, []string{"describe", "read", "write", "commit", "count", "manifest"}, d.plan.Steps)
 }
