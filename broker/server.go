@@ -250,6 +250,8 @@ func (s *Server) routes() {
 	api.PUT("/mappings/:name", s.updateMapping, user...)
 	api.DELETE("/mappings/:name", s.disableMapping, user...)
 
+	s.scheduleRoutes(api, user)
+
 	api.GET("/users", s.listUsers, admin...)
 	api.POST("/users", s.createUser, admin...)
 	api.GET("/users/:id", s.getUser, admin...)

@@ -571,6 +571,14 @@ func (sc *Schedule) CheckAgainstMapping(m *Mapping, c *CronSchedule, tick time.T
 	}
 	for _, side := range []struct{ field, pattern string }{{"source.path", m.Source.V.Path}, {"target.path", m.Target.V.Path}} {
 		if _, err := ExpandPath(side.field, side.pattern, resolved); err != nil {
+			for _, k := range sortedKeys(resolved) {
+				if !strings.Contains(side.pattern, "{"+k+"}") {
+					continue
+				}
+				if _, perr := CleanRelPath("params."+k, resolved[k]); perr != nil {
+					return Invalid("params."+k, "%q would make the mapping's %s leave the system's root (for the tick %s)", resolved[k], side.field, at)
+				}
+			}
 			var ve *ValidationError
 			if errors.As(err, &ve) {
 				return Invalid("params", "the tick %s makes mapping %s's %s invalid: %s", at, m.Name, side.field, ve.Message)

@@ -268,7 +268,7 @@ func TestCreateScheduleValidatesAgainstItsMapping(t *testing.T) {
 			{"not a date", func(sc *catalog.Schedule) { sc.Params.V["business_date"] = "${tick:compact}" }, "params.business_date", `"20260302" is not a date (YYYY-MM-DD) (for the tick 2026-03-02T02:00:00+01:00)`},
 			{"in the future", func(sc *catalog.Schedule) { sc.Params.V["business_date"] = "${tick+1d:date}" }, "params.business_date", "is in the future"},
 			{"before the window", func(sc *catalog.Schedule) { sc.Params.V["business_date"] = "${tick-1y:date}" }, "params.business_date", "before the data set's window, which starts 2026-01-01"},
-			{"path escape", func(sc *catalog.Schedule) { sc.Params.V["desk"] = ".." }, "params", "target.path invalid"},
+			{"path escape", func(sc *catalog.Schedule) { sc.Params.V["desk"] = ".." }, "params.desk", `".." would make the mapping's target.path leave the system's root`},
 			{"bad param name", func(sc *catalog.Schedule) { sc.Params.V["bad-name"] = "x" }, "params.bad-name", "is not a valid parameter name"},
 		}
 		for _, tc := range bad {
