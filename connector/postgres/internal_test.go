@@ -17,6 +17,7 @@ import (
 )
 
 func TestParseTable(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in   string
 		want tableName
@@ -54,6 +55,7 @@ func TestParseTable(t *testing.T) {
 }
 
 func TestCheckQuery(t *testing.T) {
+	t.Parallel()
 	ok := []struct{ in, out string }{
 		{"SELECT 1", "SELECT 1"},
 		{"select 1;", "select 1"},
@@ -109,6 +111,7 @@ func FuzzCheckQuery(f *testing.F) {
 // (the staging path) and decodes it with the reader's parser, fed in pieces
 // of random sizes, as the network delivers it.
 func TestCopyStream(t *testing.T) {
+	t.Parallel()
 	schema := spi.Schema{
 		{Name: "s", Type: spi.TypeString}, {Name: "i", Type: spi.TypeInt}, {Name: "f", Type: spi.TypeFloat},
 		{Name: "n", Type: spi.TypeDecimal}, {Name: "b", Type: spi.TypeBool}, {Name: "d", Type: spi.TypeDate},
@@ -178,6 +181,7 @@ func TestCopyStream(t *testing.T) {
 }
 
 func TestNumericCanonical(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"0": "0", "-0": "0", "0.000": "0.000", "00012.3400": "12.3400", "-.5": "-0.5", "1e5": "100000",
 		"1.5e-3": "0.0015", "-12345678.87654321": "-12345678.87654321", "10000.0001": "10000.0001", "9999": "9999",
@@ -246,6 +250,7 @@ func stageStream(schema spi.Schema, rows []spi.Row) ([]byte, error) {
 // TestLoadPath: rows go straight into the target unless a field has no
 // binary form for its column or the load is an upsert.
 func TestLoadPath(t *testing.T) {
+	t.Parallel()
 	dsn := catalogtest.NewPostgresDSN(t)
 	ctx := context.Background()
 	pg, err := pgx.Connect(ctx, dsn)

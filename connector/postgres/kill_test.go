@@ -62,6 +62,7 @@ func killLoad(ctx context.Context, c spi.RowTarget, run string, attempt int, mod
 // the run's rows either not at all or all of them, as its commit marker says;
 // the retried attempt then completes the run: every row exactly once.
 func TestKill9(t *testing.T) {
+	t.Parallel()
 	rounds := 3
 	if v, err := strconv.Atoi(os.Getenv("WEIR_KILL_ROUNDS")); err == nil {
 		rounds = v
@@ -98,7 +99,7 @@ func TestKill9(t *testing.T) {
 				// before dying may still commit), the marker and the rows,
 				// read in one snapshot.
 				require.Eventually(t, func() bool {
-					return d.scalar(t, "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'weir-killed'") == "0"
+					return d.scalar(t, "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'weir-killed' AND datname = current_database()") == "0"
 				}, 30*time.Second, 20*time.Millisecond)
 				var marks, rows int
 				require.NoError(t, d.pg.QueryRow(ctx, "SELECT (SELECT count(*) FROM weir_commits WHERE run_id = $1), (SELECT count(*) FROM trades WHERE id >= $2)", run, from).Scan(&marks, &rows))

@@ -42,6 +42,7 @@ func partTable(t *testing.T, d *db) {
 }
 
 func TestPartitionsReadEveryRowOnce(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	partTable(t, d)
 	c := d.open(t)
@@ -112,6 +113,7 @@ func TestPartitionsReadEveryRowOnce(t *testing.T) {
 // TestPartitionsBlocksUseTidRangeScans: a block partition reads its blocks
 // only, as the plan of its query shows.
 func TestPartitionsBlocksUseTidRangeScans(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	partTable(t, d)
 	d.exec(t, "ANALYZE t")
@@ -127,6 +129,7 @@ func TestPartitionsBlocksUseTidRangeScans(t *testing.T) {
 }
 
 func TestPartitionsDeclared(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE m (id int8, region text, v text) PARTITION BY LIST (region)`)
 	d.exec(t, `CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu')`)
@@ -169,6 +172,7 @@ func TestPartitionsDeclared(t *testing.T) {
 }
 
 func TestPartitionsErrors(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	partTable(t, d)
 	d.exec(t, `CREATE VIEW tv AS SELECT * FROM t`)
@@ -213,6 +217,7 @@ func TestPartitionsErrors(t *testing.T) {
 // TestSnapshot: the partitions and the watermark of one Conn read one
 // snapshot: rows committed meanwhile wait for the next run.
 func TestSnapshot(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	partTable(t, d)
 	c := d.open(t)

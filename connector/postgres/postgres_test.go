@@ -113,6 +113,7 @@ func load(t testing.TB, c *postgres.Conn, spec spi.LoadSpec, rows []spi.Row, n i
 }
 
 func TestOpenSettings(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	ctx := context.Background()
 	const secret = "s3cret-Pa55"
@@ -148,6 +149,7 @@ func TestOpenSettings(t *testing.T) {
 // TestPasswordNeverInErrors provokes errors whose text would hold the
 // password: a table and a column named like it.
 func TestPasswordNeverInErrors(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	ctx := context.Background()
 	const secret = "Hunter2Pw"
@@ -184,6 +186,7 @@ func TestPasswordNeverInErrors(t *testing.T) {
 }
 
 func TestContextEnds(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	c := d.open(t)
 	d.exec(t, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100000) g")

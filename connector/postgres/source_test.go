@@ -37,6 +37,7 @@ func incrementalRun(t *testing.T, d *db, runID, column string) (int, string) {
 // arriving between runs, leave the target equal to the source: no gap, no
 // overlap, for an increasing id and for a timestamp.
 func TestWatermarkIncremental(t *testing.T) {
+	t.Parallel()
 	for _, column := range []string{"id", "updated_at"} {
 		t.Run(column, func(t *testing.T) {
 			d := newDB(t)
@@ -69,6 +70,7 @@ func TestWatermarkIncremental(t *testing.T) {
 }
 
 func TestQuerySource(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE people (id int8 PRIMARY KEY, name text NOT NULL, born date)`)
 	d.exec(t, `INSERT INTO people SELECT g, 'p' || g, '1980-01-01'::date + g FROM generate_series(1, 1000) g`)
@@ -142,6 +144,7 @@ func TestQuerySource(t *testing.T) {
 // TestWeirdNames: names with spaces, quotes, capitals and keywords are
 // quoted everywhere: source, partitions, watermark, target, upsert.
 func TestWeirdNames(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE SCHEMA "Odd Schema"`)
 	d.exec(t, `CREATE TABLE "Odd Schema"."Odd Table" ("select" int8 PRIMARY KEY, "Mixed Case" text, "we""ird.col" numeric, "from" timestamptz)`)

@@ -38,6 +38,7 @@ func stagingTables(t *testing.T, d *db) string {
 }
 
 func TestModes(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE trades (id int8 PRIMARY KEY, sym varchar(8), price numeric(10,2), loaded_at timestamptz DEFAULT now())`)
 	c := d.open(t)
@@ -109,6 +110,7 @@ func TestModes(t *testing.T) {
 // TestCheckErrors: a target that cannot take the rows is refused with a
 // precise error, before anything is created.
 func TestCheckErrors(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE trades (id int8 PRIMARY KEY, sym text, price text, qty_gen int GENERATED ALWAYS AS (id * 2) STORED, note text NOT NULL)`)
 	d.exec(t, `CREATE TABLE plain (id int8, sym text, price numeric)`)
@@ -184,6 +186,7 @@ func TestCheckErrors(t *testing.T) {
 // TestExactlyOnce: a second load of the same run, by a later attempt or a
 // duplicate worker, finds the marker and changes nothing.
 func TestExactlyOnce(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE trades (id int8, sym text, price numeric)`)
 	ctx := context.Background()
@@ -274,7 +277,7 @@ func sleepAt(t *testing.T, d *db, table string, id int) {
 func waitSleeping(t *testing.T, d *db) int {
 	var pid int
 	require.Eventually(t, func() bool {
-		err := d.pg.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = 'weir' AND wait_event = 'PgSleep'`).Scan(&pid)
+		err := d.pg.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = 'weir' AND wait_event = 'PgSleep' AND datname = current_database()`).Scan(&pid)
 		return err == nil
 	}, 20*time.Second, 10*time.Millisecond)
 	return pid
@@ -285,6 +288,7 @@ func waitSleeping(t *testing.T, d *db) int {
 // Abort); nothing is committed, and the next attempt of the run loads
 // everything exactly once.
 func TestCrashInWrite(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"cancel", "terminate"} {
 		t.Run(how, func(t *testing.T) {
 			d := newDB(t)
@@ -335,6 +339,7 @@ func TestCrashInWrite(t *testing.T) {
 // its backend is killed), for a direct and for a staged load; nothing is
 // committed, and the next attempt loads the rows once.
 func TestCrashInCommit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		how  string
 		mode spi.WriteMode
@@ -400,6 +405,7 @@ func TestCrashInCommit(t *testing.T) {
 
 // TestConcurrentWrites: threads write at once into one staging table.
 func TestConcurrentWrites(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE trades (id int8 PRIMARY KEY, sym text, price numeric)`)
 	c := d.open(t, "max_conns", "4")
@@ -433,6 +439,7 @@ func TestConcurrentWrites(t *testing.T) {
 // TestConcurrentLoads: loads of different runs into one table do not wait
 // for each other, whatever their order.
 func TestConcurrentLoads(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE trades (id int8 PRIMARY KEY, sym text, price numeric)`)
 	ctx := context.Background()

@@ -31,6 +31,7 @@ const directCols = "id, i2, i4, pi, f4, f8, n, n2, t, vc, ch, u, j, jb, b, d, ts
 // TestRoundTripEveryType reads a row of every type (and a row of NULLs)
 // and loads what it read into a twin table: both tables then print the same.
 func TestRoundTripEveryType(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	ctx := context.Background()
 	d.exec(t, fmt.Sprintf(allTypesDDL, "src"))
@@ -153,6 +154,7 @@ func TestRoundTripEveryType(t *testing.T) {
 // TestBadValues: a value without a field value (NaN decimal, infinite date)
 // makes its row a Bad record; the read goes on.
 func TestBadValues(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE t (id int, n numeric, d date)`)
 	d.exec(t, `INSERT INTO t VALUES (1, 1, '2024-01-01'), (2, 'NaN', '2024-01-01'), (3, 3, 'infinity'), (4, 4, NULL)`)
@@ -169,6 +171,7 @@ func TestBadValues(t *testing.T) {
 // TestDecimalExact writes random decimals through the staging COPY and reads
 // them back, comparing with PostgreSQL's own text of each value.
 func TestDecimalExact(t *testing.T) {
+	t.Parallel()
 	d := newDB(t)
 	ctx := context.Background()
 	d.exec(t, `CREATE TABLE t (id int8 PRIMARY KEY, n numeric, s text)`)
