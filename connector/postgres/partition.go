@@ -40,7 +40,8 @@ const (
 // column, declared for a partitioned table, blocks for another table, none
 // for a view or a query. The first and last ranges are open, so rows added
 // after the estimates, and NULL keys (in the first), are read too: every row
-// exactly once. Estimates come from pg_class (reltuples, relation size).
+// exactly once. Estimates come from pg_class (reltuples, the relations'
+// sizes), or from the planner for a query, a view or a table never analyzed.
 func (c *Conn) Partitions(ctx context.Context, ds spi.Dataset, max int) ([]spi.Partition, error) {
 	s, err := c.shape(ctx, ds)
 	if err != nil {
@@ -144,12 +145,11 @@ func keyType(oid uint32) bool {
 // stats are a table's estimates: its own storage and every relation of its
 // inheritance or partition tree.
 type stats struct {
-	tuples     float64 // estimated rows of the whole tree
-	bytes      int64   // size of the whole tree
-	ownPages   int64   // blocks of the table itself
-	blockSize  int64
-	relations  []leaf // relations with storage in the tree, the table first when it has storage
-	hasStorage bool   // the table itself holds rows
+	tuples    float64 // estimated rows of the whole tree
+	bytes     int64   // size of the whole tree
+	ownPages  int64   // blocks of the table itself
+	blockSize int64
+	relations []leaf // relations with storage in the tree, the table first when it has storage
 }
 
 // leaf is one relation with storage in a table's tree.
@@ -183,7 +183,6 @@ func (c *Conn) stats(ctx context.Context, s *shape) (stats, error) {
 				return nil
 			}
 			if self {
-				st.hasStorage = true
 				st.ownPages = l.bytes / st.blockSize
 			}
 			st.relations = append(st.relations, l)
