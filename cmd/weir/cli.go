@@ -24,6 +24,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		newRunsCmd(g),
 		newSystemsCmd(g),
 		newMappingsCmd(g),
+		newSchedulesCmd(g),
 		newWhoAmICmd(g),
 	}
 }
