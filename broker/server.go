@@ -251,6 +251,7 @@ func (s *Server) routes() {
 	api.DELETE("/mappings/:name", s.disableMapping, user...)
 
 	s.scheduleRoutes(api, user)
+	s.dataplaneRoutes(api, user)
 
 	api.GET("/users", s.listUsers, admin...)
 	api.POST("/users", s.createUser, admin...)
