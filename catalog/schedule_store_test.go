@@ -487,8 +487,8 @@ func TestConcurrentRecordsOfOneTickRecordItOnce(t *testing.T) {
 			t.Parallel()
 			// Two Stores on one catalog: two servers' connection pools.
 			dsn := catalogtest.DSN(t, d)
-			s := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
-			s2 := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+			s := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn, MaxOpenConns: 4})
+			s2 := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn, MaxOpenConns: 4})
 			f := scheduleFixture(t, s)
 			s2.SetClock(f.clock.Now)
 			sc := f.schedule(func(sc *catalog.Schedule) { sc.Cron = "* * * * * *"; sc.TimeZone = "UTC" })

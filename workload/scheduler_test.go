@@ -474,8 +474,8 @@ func TestTwoSchedulersThatBothBelieveTheyLeadFireEachTickOnce(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			t.Parallel()
 			dsn := catalogtest.DSN(t, d)
-			s1 := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
-			s2 := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+			s1 := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn, MaxOpenConns: 4})
+			s2 := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn, MaxOpenConns: 4})
 			e := newSchedEnv(t, s1, true)
 			s2.SetClock(e.Now)
 			sc := e.schedule(func(sc *catalog.Schedule) { sc.Cron = "* * * * * *" })
@@ -591,7 +591,7 @@ func (noRelease) ReleaseLease(context.Context, string, string) error { return ni
 
 func startSchedServer(t *testing.T, dsn, node string, abrupt bool) *schedServer {
 	t.Helper()
-	st := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+	st := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn, MaxOpenConns: 4})
 	var ms Store = st
 	if abrupt {
 		ms = noRelease{st}
@@ -619,7 +619,7 @@ func (s *schedServer) stop() {
 func TestTwoServersFireEveryTickOfAScheduleOnce(t *testing.T) {
 	t.Parallel()
 	dsn := catalogtest.NewPostgresDSN(t)
-	setup := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+	setup := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn, MaxOpenConns: 4})
 	e := newSchedEnv(t, setup, false)
 	sc := e.schedule(func(sc *catalog.Schedule) { sc.Cron = "* * * * * *" })
 
@@ -647,7 +647,7 @@ func TestTwoServersFireEveryTickOfAScheduleOnce(t *testing.T) {
 func TestLeaderChangeMidwayNeitherDoublesNorLosesTicks(t *testing.T) {
 	t.Parallel()
 	dsn := catalogtest.NewPostgresDSN(t)
-	setup := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+	setup := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn, MaxOpenConns: 4})
 	e := newSchedEnv(t, setup, false)
 	sc := e.schedule(func(sc *catalog.Schedule) { sc.Cron = "* * * * * *" })
 	secs := scheduleSeconds(t)
