@@ -316,7 +316,11 @@ func (c *Conn) histogram(ctx context.Context, s *shape, key *column) ([]string, 
 func (c *Conn) equalCuts(ctx context.Context, s *shape, ds spi.Dataset, key *column, n int) ([]string, error) {
 	col := "q." + quoteIdent(key.name)
 	var lo, hi *string
-	if err := c.pool.QueryRow(ctx, "SELECT min("+col+")::text, max("+col+")::text FROM "+s.from()).Scan(&lo, &hi); err != nil {
+	// Read only, as every read of the source.
+	err := pgx.BeginTxFunc(ctx, c.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT min("+col+")::text, max("+col+")::text FROM "+s.from()).Scan(&lo, &hi)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read range of %s: %w", key.name, err)
 	}
 	if lo == nil || hi == nil {

@@ -130,6 +130,9 @@ func TestQuerySource(t *testing.T) {
 		{"SELECT nextval('s')", "read-only transaction"},
 	}
 	d.exec(t, "CREATE SEQUENCE s")
+	// Key partitions of a query read its range, read-only too.
+	_, err = c.Partitions(ctx, spi.Dataset{Query: "SELECT nextval('s') AS id FROM generate_series(1, 1000)", Options: map[string]string{"partition_by": "id", "partition_min_rows": "1"}}, 4)
+	require.ErrorContains(t, err, "read-only transaction")
 	for _, tc := range refused {
 		_, err := c.Describe(ctx, spi.Dataset{Query: tc.q})
 		if err == nil {
