@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/profiler"
 )
 
 // ClusterView is the answer of GET /api/v1/cluster: the regions of the
@@ -65,13 +66,14 @@ type ClusterNode struct {
 	State   string   `json:"state"`
 	Leaving bool     `json:"leaving,omitempty"`
 	// GossipState is the state gossip reports, when the node is in the pool.
-	GossipState string        `json:"gossip_state,omitempty"`
-	Health      *HealthStatus `json:"health,omitempty"`
-	Address     string        `json:"address,omitempty"`
-	Version     string        `json:"version,omitempty"`
-	Slots       int           `json:"slots"`
-	StartedAt   time.Time     `json:"started_at,omitzero"`
-	LastSeen    time.Time     `json:"last_seen"`
+	GossipState string `json:"gossip_state,omitempty"`
+	// Health is the node's health (this region's nodes only).
+	Health    *profiler.Health `json:"health,omitempty"`
+	Address   string           `json:"address,omitempty"`
+	Version   string           `json:"version,omitempty"`
+	Slots     int              `json:"slots"`
+	StartedAt time.Time        `json:"started_at,omitzero"`
+	LastSeen  time.Time        `json:"last_seen"`
 	// Source says where the node is known from: "catalog", "gossip" or both.
 	Source string `json:"source"`
 }
@@ -80,17 +82,19 @@ type ClusterNode struct {
 func (f *Federation) clusterView(c echo.Context) error {
 	ctx := c.Request().Context()
 	own := f.region()
-	nodes, err := f.store.ListNodes(ctx, own)
+	h, err := f.s.snapshot(ctx)
 	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+		return fmt.Errorf("judge node health: %w", err)
+	}
+	var nodes []*catalog.Node
+	for i := range h.nodes {
+		if h.nodes[i].Region == own {
+			nodes = append(nodes, &h.nodes[i])
+		}
 	}
 	syncs, err := f.store.ListSyncs(ctx)
 	if err != nil {
 		return err
-	}
-	var health map[string]HealthStatus
-	if f.cfg.Health != nil {
-		health = f.cfg.Health(ctx, nodes)
 	}
 	peers := f.peers()
 	now := f.store.Now()
@@ -101,9 +105,8 @@ func (f *Federation) clusterView(c echo.Context) error {
 	for _, n := range nodes {
 		nv := ClusterNode{ID: n.ID, Region: n.Region, Roles: n.Roles.V, State: n.State, Address: n.Address, Version: n.Version,
 			Slots: n.Slots, StartedAt: n.StartedAt, LastSeen: n.LastSeen, Source: "catalog"}
-		if h, ok := health[n.ID]; ok {
-			nv.Health = &h
-		}
+		hl := h.node(n)
+		nv.Health = &hl
 		if nv.Roles == nil {
 			nv.Roles = []string{}
 		}
@@ -142,8 +145,12 @@ func (f *Federation) clusterView(c echo.Context) error {
 		if roles == nil {
 			roles = []string{}
 		}
+		seen := p.Since // when it went; an alive member is seen now
+		if p.State == catalog.NodeAlive {
+			seen = now
+		}
 		v.Nodes = append(v.Nodes, ClusterNode{ID: p.Name, Region: p.Region, Roles: roles, State: p.State, GossipState: p.State,
-			Leaving: p.Leaving, Address: addr, Version: p.Version, Slots: p.Capacity, StartedAt: p.Started, LastSeen: p.Since, Source: "gossip"})
+			Leaving: p.Leaving, Address: addr, Version: p.Version, Slots: p.Capacity, StartedAt: p.Started, LastSeen: seen, Source: "gossip"})
 	}
 	if f.cfg.Membership == nil {
 		for _, n := range nodes {

@@ -63,18 +63,25 @@ type ClusterNode struct {
 	Leaving bool     `json:"leaving,omitempty"`
 	// GossipState is what gossip says, when the node is in the pool.
 	GossipState string `json:"gossip_state,omitempty"`
-	// Health is the node's health color and reason, when known.
-	Health *struct {
-		Color  string `json:"color"`
-		Reason string `json:"reason,omitempty"`
-	} `json:"health,omitempty"`
-	Address   string    `json:"address,omitempty"`
-	Version   string    `json:"version,omitempty"`
-	Slots     int       `json:"slots"`
-	StartedAt time.Time `json:"started_at,omitzero"`
-	LastSeen  time.Time `json:"last_seen"`
+	// Health is the node's health, for nodes of the answering server's region.
+	Health    *ClusterHealth `json:"health,omitempty"`
+	Address   string         `json:"address,omitempty"`
+	Version   string         `json:"version,omitempty"`
+	Slots     int            `json:"slots"`
+	StartedAt time.Time      `json:"started_at,omitzero"`
+	LastSeen  time.Time      `json:"last_seen"`
 	// Source is "catalog", "gossip" or "catalog+gossip".
 	Source string `json:"source"`
+}
+
+// ClusterHealth is a node's health: "green", "yellow" or "red", and why.
+type ClusterHealth struct {
+	Color   string `json:"color"`
+	Reasons []struct {
+		Metric string `json:"metric"`
+		Level  string `json:"level"`
+		Text   string `json:"text"`
+	} `json:"reasons,omitempty"`
 }
 
 // Cluster returns the federation's regions and nodes (GET /api/v1/cluster).

@@ -28,7 +28,7 @@ func TestClusterDecodesTheView(t *testing.T) {
 			  "replication":[{"stream":"identity","lag_seconds":1.5,"last_attempt_at":"2026-03-01T12:00:00Z","rows":12}]},
 			  {"name":"west","code":"456","local":true,"reachable":true}],
 			"nodes":[{"id":"w1","region":"west","roles":["worker"],"state":"dead","gossip_state":"dead",
-			  "health":{"color":"red","reason":"heartbeat 30s old"},"slots":2,"last_seen":"2026-03-01T12:00:00Z","source":"catalog+gossip"}],
+			  "health":{"color":"red","reasons":[{"metric":"heartbeat","level":"red","text":"not heard from for 30s","value":30}]},"slots":2,"last_seen":"2026-03-01T12:00:00Z","source":"catalog+gossip"}],
 			"generated_at":"2026-03-01T12:00:01Z"}`))
 	}))
 	defer srv.Close()
@@ -40,6 +40,7 @@ func TestClusterDecodesTheView(t *testing.T) {
 	require.Len(t, got.Regions, 2)
 	require.Equal(t, 1.5, *got.Regions[0].Replication[0].LagSeconds)
 	require.Equal(t, "red", got.Nodes[0].Health.Color)
+	require.Equal(t, "not heard from for 30s", got.Nodes[0].Health.Reasons[0].Text)
 	require.Equal(t, "catalog+gossip", got.Nodes[0].Source)
 
 	deny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		newMappingsCmd(g),
 		newSchedulesCmd(g),
 		newWhoAmICmd(g),
+		newClusterCmd(g),
 	}
 }
 

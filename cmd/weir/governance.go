@@ -43,6 +43,7 @@ func (f *serviceFlags) bindNode(cmd *cobra.Command, diskDefault string) {
 		"time between two samples of this host's CPU, memory, disk and network (env WEIR_SAMPLE_INTERVAL)")
 	fl.StringArrayVar(&f.commands, "command", envList("WEIR_COMMANDS", func(s string) []string { return strings.Split(s, ";") }),
 		"external command this node runs and restarts when it dies: name=/abs/path[,arg,...]; repeat for several (env WEIR_COMMANDS, ';'-separated)")
+	f.gossip.bindFlags(cmd, f)
 }
 
 // bindAlerts binds the flags of alert delivery (servers).

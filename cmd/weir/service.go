@@ -45,6 +45,8 @@ type serviceFlags struct {
 	agentListen      string
 	agentAdvertise   string
 	envErrs          []error // bad WEIR_* values behind flag defaults
+
+	gossip gossipFlags // membership and federation (federation.go)
 }
 
 func (f *serviceFlags) bindCommon(cmd *cobra.Command) {
@@ -181,6 +183,9 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		return nil, "", err
 	}
 	url, err := advertiseURL("", api.Addr(), "--listen")
+	if err == nil {
+		err = s.addFederation(f, b, url)
+	}
 	if err != nil {
 		api.close()
 		return nil, "", err
@@ -208,6 +213,9 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 
 // addWorker adds the worker, which heartbeats the node's row with roles and address.
 func (s *stack) addWorker(f *serviceFlags, roles []string, address string) error {
+	if err := s.joinPool(f, roles, address, f.slots); err != nil {
+		return err
+	}
 	cfg := worker.Config{NodeID: s.node, Region: f.region, Address: address, Version: version(), Roles: roles,
 		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, Logger: s.base.With("component", "worker")}
 	return s.add(ServiceWorker, func() (func(context.Context) error, error) {
@@ -218,6 +226,9 @@ func (s *stack) addWorker(f *serviceFlags, roles []string, address string) error
 // addPresence adds the heartbeat of a node that runs no worker (which
 // heartbeats itself).
 func (s *stack) addPresence(f *serviceFlags, roles []string, address string) error {
+	if err := s.joinPool(f, roles, address, 0); err != nil {
+		return err
+	}
 	cfg := monitor.PresenceConfig{Node: catalog.Node{ID: s.node, Region: f.region, Roles: catalog.NewJSON(roles),
 		Address: address, Version: version(), StartedAt: time.Now().UTC()}, Logger: s.log}
 	return s.add(ServicePresence, func() (func(context.Context) error, error) {
