@@ -119,22 +119,10 @@ type FederationStore interface {
 	RecordSync(ctx context.Context, p catalog.RecordSyncParams) error
 	GetSync(ctx context.Context, region, stream string) (*catalog.FederationSync, error)
 	ListSyncs(ctx context.Context) ([]catalog.FederationSync, error)
-	ListNodes(ctx context.Context, region string) ([]catalog.Node, error)
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (*catalog.Lease, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
 	RaiseAlert(ctx context.Context, p catalog.RaiseAlertParams) (*catalog.Alert, bool, error)
 	ResolveAlert(ctx context.Context, key string) (bool, error)
-}
-
-// NodeHealth judges nodes of this region: node ID to a health color
-// ("green", "yellow", "red") and, for the others, why. cmd/weir builds it
-// from the profiler.
-type NodeHealth func(ctx context.Context, nodes []catalog.Node) map[string]HealthStatus
-
-// HealthStatus is one node's health.
-type HealthStatus struct {
-	Color  string `json:"color"`
-	Reason string `json:"reason,omitempty"`
 }
 
 // FederationConfig configures Server.Federate. Its zero value serves
@@ -150,8 +138,6 @@ type FederationConfig struct {
 	AuthoritativeRegion string
 	// Membership is the gossip pool; nil when this node gossips with no one.
 	Membership Membership
-	// Health judges this region's nodes for the cluster view; optional.
-	Health NodeHealth
 	// ForwardTimeout bounds one forwarded request (ForwardTimeoutDefault).
 	ForwardTimeout time.Duration
 	// DialTimeout bounds connecting to a server of another region (DialTimeoutDefault).
