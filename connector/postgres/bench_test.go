@@ -25,7 +25,14 @@ import (
 //	WEIR_BENCH_ROWS=5000000 go test -run '^$' -bench BenchmarkRead -benchtime 3x ./connector/postgres/
 //
 // WEIR_BENCH_ROWS sets the table's rows (benchRowsDefault). Each reports
-// rows/s; the psql sub-benchmarks are the baselines of BENCHMARKS.md #2 and #3.
+// rows/s; the psql sub-benchmarks are the baselines of BENCHMARKS.md #2 and
+// #3. BenchmarkReadVsPsql alternates psql and the source in one loop and
+// reports ratios, the figure for #3 on a machine whose load varies:
+//
+//	WEIR_BENCH_ROWS=5000000 go test -run '^$' -bench BenchmarkReadVsPsql -benchtime 2x -timeout 30m ./connector/postgres/
+//
+// benchSource, psqlCopyOut, readTable, benchLoadRows, BenchTradesDDL and
+// BenchTradesSchema are the helpers for the end-to-end benchmarks.
 
 const benchRowsDefault = 1_000_000
 
