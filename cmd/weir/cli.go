@@ -27,6 +27,7 @@ func clientCommands(g *globals) []*cobra.Command {
 		newSchedulesCmd(g),
 		newWhoAmICmd(g),
 		newClusterCmd(g),
+		newProbeCmd(g),
 	}
 }
 

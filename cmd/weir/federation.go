@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -85,7 +86,7 @@ func (g *gossipFlags) bindFlags(cmd *cobra.Command, f *serviceFlags) {
 		def = "" // one process, no gossip, unless asked for
 	}
 	fl.StringSliceVar(&g.join, "join", envList("WEIR_JOIN", func(s string) []string { return strings.Split(s, ",") }),
-		"gossip pool members to join, host[:port], comma-separated or repeated; retried until one answers (env WEIR_JOIN)")
+		"gossip pool members to join, host[:port], comma-separated or repeated; retried until one answers (env WEIR_JOIN). Gossip is encrypted with WEIR_GOSSIP_KEY (base64 of 16, 24 or 32 bytes, the same on every node)")
 	fl.StringVar(&g.bind, "bind", envOr("WEIR_BIND", def),
 		"IP[:port] the gossip pool is reached at, UDP and TCP (env WEIR_BIND; port "+strconv.Itoa(gossip.BindPortDefault)+" when left out)")
 	fl.StringVar(&g.advertise, "advertise", os.Getenv("WEIR_ADVERTISE"),
@@ -102,7 +103,7 @@ func (g *gossipFlags) bindFlags(cmd *cobra.Command, f *serviceFlags) {
 	}
 	g.server = true
 	fl.StringVar(&g.authoritative, "authoritative-region", os.Getenv("WEIR_AUTHORITATIVE_REGION"),
-		"region that manages users, tokens and entitlements; the others replicate them and refuse writes to them (env WEIR_AUTHORITATIVE_REGION; default: every region manages its own)")
+		"region that manages users, tokens and entitlements; the others replicate them and refuse writes to them (env WEIR_AUTHORITATIVE_REGION; default: every region manages its own). Servers of different regions authenticate each other with WEIR_FEDERATION_SECRET")
 	fl.DurationVar(&g.syncInterval, "federation-sync-interval", f.envDuration("WEIR_FEDERATION_SYNC_INTERVAL", broker.SyncIntervalDefault),
 		"time between two pulls of the identities and mapping directories of the other regions (env WEIR_FEDERATION_SYNC_INTERVAL)")
 	fl.DurationVar(&g.forwardTimeout, "forward-timeout", f.envDuration("WEIR_FORWARD_TIMEOUT", broker.ForwardTimeoutDefault),
@@ -530,6 +531,49 @@ catalog's for the server's own region, gossip's for the others) and health.
 			return printCluster(cmd.OutOrStdout(), v)
 		},
 	}
+}
+
+// ProbeTimeoutDefault bounds `weir probe`.
+const ProbeTimeoutDefault = 3 * time.Second
+
+func newProbeCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "probe URL",
+		Short: "Exit 0 when a URL answers 200: the health check of containers without a shell",
+		Long: `GET the URL and exit 0 when it answers 200 within --timeout, 1 otherwise,
+saying why. Container images without a shell or curl use it as their health
+check: a server's /readyz (its catalog answers), a worker's or agent's
+dispatcher /healthz.
+
+  weir probe http://127.0.0.1:8080/readyz
+  weir probe http://127.0.0.1:7071/healthz`,
+		Args: exactArgs(1, "the URL to probe", "such as `weir probe http://127.0.0.1:8080/readyz`"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			u, err := url.Parse(args[0])
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return withHint(fmt.Errorf("bad URL %q", args[0]), "give an http:// or https:// URL, such as http://127.0.0.1:8080/readyz")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return &exitError{code: ExitError, msg: fmt.Sprintf("probe %s: %v", u.Redacted(), err)}
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return &exitError{code: ExitError, msg: fmt.Sprintf("probe %s: %s", u.Redacted(), resp.Status)}
+			}
+			fmt.Fprintln(g.main.Stdout, "ok")
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", ProbeTimeoutDefault, "longest wait for the answer")
+	return cmd
 }
 
 // printCluster writes the cluster view as two tables.
