@@ -172,6 +172,35 @@ func (g *gossipFlags) clusterConfig() (gossip.Config, error) {
 	return cfg, nil
 }
 
+// check checks the membership flags, WEIR_GOSSIP_KEY and, on servers, the
+// federation flags and WEIR_FEDERATION_SECRET: before the node touches
+// anything.
+func (g *gossipFlags) check() error {
+	if g.enabled() {
+		cfg, err := g.clusterConfig()
+		if err != nil {
+			return err
+		}
+		// The member's own checks (seeds, timings), with a stand-in identity.
+		cfg.NodeName, cfg.Region, cfg.Roles = "check", "check", []string{catalog.NodeRoleWorker}
+		if _, err := gossip.New(cfg); err != nil {
+			return withHint(fmt.Errorf("bad gossip settings: %w", err), "check --join (host[:port], comma-separated), --bind, --advertise and the --gossip-* timings")
+		}
+	}
+	if !g.server {
+		return nil
+	}
+	if err := g.checkServer(); err != nil {
+		return err
+	}
+	if v := os.Getenv(EnvFederationSecret); v != "" {
+		if _, err := broker.ParseFederationSecrets(v); err != nil {
+			return withHint(fmt.Errorf("bad %s: %w", EnvFederationSecret, err), "set the same random secret on every server of every region, such as `openssl rand -hex 32`")
+		}
+	}
+	return nil
+}
+
 // checkServer checks the federation flags.
 func (g *gossipFlags) checkServer() error {
 	if g.authoritative != "" {

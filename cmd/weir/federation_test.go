@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/weirdata/weir/broker"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/catalog/catalogtest"
@@ -469,4 +470,114 @@ func TestFederatedRegions(t *testing.T) {
 	if err != nil || !strings.Contains(out, "east (auth)") || !strings.Contains(out, "west *") || !strings.Contains(out, "west-w1") {
 		t.Errorf("weir cluster: %v\n%s", err, out)
 	}
+}
+
+// TestGossipFlagsRefusedPrecisely: bad membership and federation settings
+// stop a node before it touches the catalog, naming the flag or variable.
+func TestGossipFlagsRefusedPrecisely(t *testing.T) {
+	catalogArg := []string{"--catalog", "postgres://nobody@127.0.0.1:1/none"}
+	cases := []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"worker", "--bind", "my-host:7946"}, `bad --bind "my-host:7946": not an IP address`},
+		{nil, []string{"worker", "--bind", "127.0.0.1:99999"}, `bad --bind "127.0.0.1:99999"`},
+		{nil, []string{"agent", "--systems", "a", "--advertise", "nowhere"}, `bad --advertise "nowhere"`},
+		{nil, []string{"server", "--gossip-profile", "moon"}, `bad --gossip-profile "moon"`},
+		{nil, []string{"server", "--gossip-probe-interval", "1ms"}, "bad --gossip-probe-interval 1ms: must be at least 10ms"},
+		{nil, []string{"worker", "--gossip-suspicion-mult", "-1"}, "bad --gossip-suspicion-mult -1"},
+		{[]string{"WEIR_GOSSIP_KEY=c2hvcnQ="}, []string{"worker"}, "bad WEIR_GOSSIP_KEY: parse gossip key: is 5 bytes"},
+		{[]string{"WEIR_GOSSIP_KEY=not base64!"}, []string{"server"}, "bad WEIR_GOSSIP_KEY: parse gossip key: not base64"},
+		{[]string{"WEIR_FEDERATION_SECRET=tooshort"}, []string{"server"}, "bad WEIR_FEDERATION_SECRET: federation secret 1 of 1 is 8 characters"},
+		{nil, []string{"server", "--authoritative-region", "us east"}, `bad --authoritative-region "us east"`},
+		{nil, []string{"server", "--forward-timeout", "1ms"}, "bad --forward-timeout 1ms: must be at least 100ms"},
+		{nil, []string{"server", "--federation-sync-interval", "1ms"}, "bad --federation-sync-interval 1ms"},
+		{nil, []string{"dev", "--join", "a:b:c"}, "a:b:c"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(append(tc.env, tc.args...), " "), func(t *testing.T) {
+			for _, kv := range tc.env {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+			code, stderr := runWeir(t, append(tc.args, catalogArg...)...)
+			if code != ExitError || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "Hint: ") {
+				t.Errorf("exit %d, stderr:\n%s\nwant %q and a hint", code, stderr, tc.want)
+			}
+			if strings.Contains(stderr, "tooshort") || strings.Contains(stderr, "c2hvcnQ") {
+				t.Errorf("a secret reached the error output:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestGossipFlagsDefaults(t *testing.T) {
+	// weir dev gossips only when asked.
+	var dev gossipFlags
+	dev.bindFlags(&cobra.Command{Use: "dev"}, &serviceFlags{})
+	if dev.enabled() {
+		t.Errorf("weir dev gossips by default (bind %q)", dev.bind)
+	}
+	dev.join = []string{"10.0.0.1"}
+	if !dev.enabled() {
+		t.Errorf("weir dev --join does not gossip")
+	}
+	// A server gossips on 0.0.0.0:7946, advertising an address of this host;
+	// when another node has the port, it takes a free one.
+	var srv gossipFlags
+	srv.bindFlags(&cobra.Command{Use: "server"}, &serviceFlags{})
+	cfg, err := srv.clusterConfig()
+	if err != nil || !srv.enabled() || !srv.server {
+		t.Fatalf("server defaults: %v", err)
+	}
+	if cfg.BindAddr != "0.0.0.0" || (cfg.BindPort != gossip.BindPortDefault && cfg.BindPort != gossip.BindPortAuto) || net.ParseIP(cfg.AdvertiseAddr) == nil {
+		t.Errorf("server gossip config: bind %s:%d advertise %q", cfg.BindAddr, cfg.BindPort, cfg.AdvertiseAddr)
+	}
+	var w gossipFlags
+	fl := &cobra.Command{Use: "worker"}
+	w.bindFlags(fl, &serviceFlags{})
+	if w.server || fl.Flags().Lookup("authoritative-region") != nil {
+		t.Errorf("a worker has the federation flags")
+	}
+	if err := fl.ParseFlags([]string{"--bind", "127.0.0.1:7000", "--advertise", "10.1.2.3:7001", "--join", " a:1 ,b", "--gossip-probe-interval", "100ms"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = w.clusterConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BindAddr != "127.0.0.1" || cfg.BindPort != 7000 || cfg.AdvertiseAddr != "10.1.2.3" || cfg.AdvertisePort != 7001 ||
+		strings.Join(cfg.Join, "|") != "a:1|b" || cfg.ProbeInterval != 100*time.Millisecond || cfg.ProbeTimeout != 50*time.Millisecond {
+		t.Errorf("worker gossip config: %+v", cfg)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	ok := newTestHTTP(t, http.StatusOK)
+	bad := newTestHTTP(t, http.StatusServiceUnavailable)
+	if code, stderr := runWeir(t, "probe", ok+"/readyz"); code != ExitOK {
+		t.Errorf("probe of a 200: exit %d: %s", code, stderr)
+	}
+	if code, stderr := runWeir(t, "probe", bad+"/readyz"); code != ExitError || !strings.Contains(stderr, "503 Service Unavailable") {
+		t.Errorf("probe of a 503: exit %d: %s", code, stderr)
+	}
+	if code, stderr := runWeir(t, "probe", "http://127.0.0.1:1/readyz", "--timeout", "500ms"); code != ExitError || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("probe of nothing: exit %d: %s", code, stderr)
+	}
+	if code, stderr := runWeir(t, "probe", "ftp://x"); code != ExitError || !strings.Contains(stderr, `bad URL "ftp://x"`) {
+		t.Errorf("probe of a bad URL: exit %d: %s", code, stderr)
+	}
+}
+
+func newTestHTTP(t *testing.T, status int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
 }

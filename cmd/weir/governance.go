@@ -101,8 +101,10 @@ func (f *serviceFlags) checkNode() error {
 		return withHint(fmt.Errorf("bad --sample-interval %s: must be at least %s", f.sampleInterval, minSampleInterval),
 			"leave it out for %s, or give a duration such as 10s", profiler.IntervalDefault)
 	}
-	_, err := parseCommands(f.commands)
-	return err
+	if _, err := parseCommands(f.commands); err != nil {
+		return err
+	}
+	return f.gossip.check()
 }
 
 // diskPathsFor returns --disk-path, or defaults when it was not given; each
