@@ -20,7 +20,7 @@ import (
 // probe discovered.
 const (
 	// AttrNode is the ID of the agent node the system is linked to.
-	AttrNode = "node"
+	AttrNode = catalog.SystemNodeAttribute
 	// AttrProbedAt is when the attributes were last discovered (RFC 3339, UTC).
 	AttrProbedAt = "probed_at"
 	// AttrProbeError is why the last probe failed; the attributes of the

@@ -26,6 +26,10 @@ func clientCommands(g *globals) []*cobra.Command {
 		newMappingsCmd(g),
 		newSchedulesCmd(g),
 		newWhoAmICmd(g),
+		newHealthCmd(g),
+		newNodesCmd(g),
+		newAlertsCmd(g),
+		newThresholdsCmd(g),
 		newClusterCmd(g),
 		newProbeCmd(g),
 	}

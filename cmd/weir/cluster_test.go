@@ -43,6 +43,7 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.store.Close() })
+	calmHosts(t, c.store)
 	return c
 }
 

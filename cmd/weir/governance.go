@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,6 +88,21 @@ func (f *serviceFlags) envDuration(key string, def time.Duration) time.Duration 
 		return def
 	}
 	return d
+}
+
+// envFloat reads a flag's default number from the environment; a bad value
+// is reported when the flags are checked.
+func (f *serviceFlags) envFloat(key string, def float64) float64 {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		f.envErrs = append(f.envErrs, withHint(fmt.Errorf("bad %s %q: not a number", key, v), "give a number such as 0.75, or unset it for the default %v", def))
+		return def
+	}
+	return x
 }
 
 // minSampleInterval is the shortest --sample-interval (the profiler's own limit).

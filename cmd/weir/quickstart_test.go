@@ -48,6 +48,8 @@ func TestQuickStart(t *testing.T) {
 		t.Errorf("weir dev did not print the command to submit a run:\n%s", out)
 	}
 
+	calmHostsAPI(t, api{t: t, base: base, token: token})
+
 	src := filepath.Join(dataDir, "demo-src", "trades", "2026-11-20")
 	entries, err := os.ReadDir(src)
 	if err != nil || len(entries) < 20 {

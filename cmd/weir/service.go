@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -35,6 +36,8 @@ type serviceFlags struct {
 	leaseTTL      time.Duration
 	leaderTTL     time.Duration
 	nodeDeadAfter time.Duration
+	maxHold       time.Duration
+	highLoad      float64
 
 	// Governance (governance.go).
 	diskPaths        []string
@@ -64,6 +67,8 @@ func (f *serviceFlags) bindServer(cmd *cobra.Command) {
 	fl.IntVar(&f.maxActiveRuns, "max-active-runs", workload.MaxActiveRunsDefault, "the region's maximum of queued and active runs")
 	fl.DurationVar(&f.leaderTTL, "leader-lease", workload.LeaseTTLDefault, "leader lease time: another server takes over this long after the leader dies")
 	fl.DurationVar(&f.nodeDeadAfter, "node-dead-after", workload.NodeDeadAfterDefault, "a node silent this long is dead and its queued runs are reassigned")
+	fl.DurationVar(&f.maxHold, "max-hold", f.envDuration("WEIR_MAX_HOLD", workload.MaxHoldDefault),
+		"a run held this long because a host it needs is red (or no healthy worker has room) is aborted with the hold reason (env WEIR_MAX_HOLD)")
 }
 
 func (f *serviceFlags) bindWorker(cmd *cobra.Command) {
@@ -71,6 +76,8 @@ func (f *serviceFlags) bindWorker(cmd *cobra.Command) {
 	fl.IntVar(&f.slots, "slots", runtime.NumCPU(), "runs this worker executes at once")
 	fl.IntVar(&f.threads, "threads", runtime.NumCPU(), "maximum threads per run")
 	fl.DurationVar(&f.leaseTTL, "run-lease", worker.LeaseTTLDefault, "lease on a run: if this worker dies, the run is retried this long after")
+	fl.Float64Var(&f.highLoad, "high-load", f.envFloat("WEIR_HIGH_LOAD", worker.HighLoadDefault),
+		"host load (1-minute load average per core) from which a run gets fewer threads: one per core not busy (env WEIR_HIGH_LOAD)")
 }
 
 // logger builds the process logger from --log-level and --log-format.
@@ -197,7 +204,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		return nil, "", err
 	}
 	wcfg := workload.Config{Region: f.region, NodeID: s.node, MaxActiveRuns: f.maxActiveRuns,
-		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, Logger: s.log.With("component", "workload")}
+		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, MaxHold: f.maxHold, Logger: s.log.With("component", "workload")}
 	if err := s.add(ServiceWorkload, func() (func(context.Context) error, error) {
 		return workload.New(wcfg, s.store).Run, nil
 	}); err != nil {
@@ -217,7 +224,7 @@ func (s *stack) addWorker(f *serviceFlags, roles []string, address string) error
 		return err
 	}
 	cfg := worker.Config{NodeID: s.node, Region: f.region, Address: address, Version: version(), Roles: roles,
-		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, Logger: s.base.With("component", "worker")}
+		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, HighLoad: f.highLoad, Logger: s.base.With("component", "worker")}
 	return s.add(ServiceWorker, func() (func(context.Context) error, error) {
 		return worker.New(cfg, s.store, connector.Default()).Run, nil
 	})
@@ -245,6 +252,8 @@ func (f *serviceFlags) checkServer() error {
 		return withHint(fmt.Errorf("bad --leader-lease %s: must be at least 100ms", f.leaderTTL), "leave it out for %s", workload.LeaseTTLDefault)
 	case f.nodeDeadAfter < 100*time.Millisecond:
 		return withHint(fmt.Errorf("bad --node-dead-after %s: must be at least 100ms", f.nodeDeadAfter), "leave it out for %s", workload.NodeDeadAfterDefault)
+	case f.maxHold < time.Second:
+		return withHint(fmt.Errorf("bad --max-hold %s: must be at least 1s", f.maxHold), "leave it out for %s", workload.MaxHoldDefault)
 	}
 	_, err := f.alertWebhooks()
 	return err
@@ -257,6 +266,8 @@ func (f *serviceFlags) checkWorker() error {
 		return withHint(errors.New("--slots and --threads must be at least 1"), "leave them out to use one per CPU core")
 	case f.leaseTTL < 100*time.Millisecond:
 		return withHint(fmt.Errorf("bad --run-lease %s: must be at least 100ms", f.leaseTTL), "leave it out for %s", worker.LeaseTTLDefault)
+	case !(f.highLoad > 0) || math.IsInf(f.highLoad, 0):
+		return withHint(fmt.Errorf("bad --high-load %v: must be a positive number", f.highLoad), "leave it out for %v (load per core)", worker.HighLoadDefault)
 	}
 	return nil
 }
