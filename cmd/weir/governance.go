@@ -224,7 +224,7 @@ func (s *stack) addCommands(f *serviceFlags) error {
 	for _, c := range cmds {
 		if err := s.sup.AddCommand(c); err != nil {
 			return withHint(fmt.Errorf("bad --command %s: %w", c.Name, err), "each command needs a name that no service of this node has (%s are taken)",
-				strings.Join([]string{ServiceAPI, ServiceWorkload, ServiceWorker, ServiceProfiler, ServicePresence, ServiceNotifier, ServiceDispatcher, ServiceProber}, ", "))
+				strings.Join([]string{ServiceAPI, ServiceWorkload, ServiceScheduler, ServiceWorker, ServiceProfiler, ServicePresence, ServiceNotifier, ServiceDispatcher, ServiceProber}, ", "))
 		}
 		s.log.Info("external command configured", "service", c.Name, "path", c.Path, "args", len(c.Args))
 	}

@@ -22,6 +22,7 @@ import (
 const (
 	ServiceAPI        = "api"        // the broker's REST API (and, on servers, the dispatcher agent)
 	ServiceWorkload   = "workload"   // the workload manager
+	ServiceScheduler  = "scheduler"  // the schedules, fired on the region's leader
 	ServiceWorker     = "worker"     // the worker
 	ServiceProfiler   = "profiler"   // host sampling
 	ServicePresence   = "presence"   // the node's heartbeat, on nodes without a worker

@@ -17,6 +17,7 @@ import (
 	"github.com/weirdata/weir/broker"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/connector"
+	"github.com/weirdata/weir/dispatcher"
 	"github.com/weirdata/weir/monitor"
 	"github.com/weirdata/weir/worker"
 	"github.com/weirdata/weir/workload"
@@ -38,6 +39,7 @@ type serviceFlags struct {
 	nodeDeadAfter time.Duration
 	maxHold       time.Duration
 	highLoad      float64
+	probeInterval time.Duration
 
 	// Governance (governance.go).
 	diskPaths        []string
@@ -69,6 +71,7 @@ func (f *serviceFlags) bindServer(cmd *cobra.Command) {
 	fl.DurationVar(&f.nodeDeadAfter, "node-dead-after", workload.NodeDeadAfterDefault, "a node silent this long is dead and its queued runs are reassigned")
 	fl.DurationVar(&f.maxHold, "max-hold", f.envDuration("WEIR_MAX_HOLD", workload.MaxHoldDefault),
 		"a run held this long because a host it needs is red (or no healthy worker has room) is aborted with the hold reason (env WEIR_MAX_HOLD)")
+	f.bindProbe(cmd, "age at which a system no agent is linked to is probed again; new systems are probed within "+RegistrationPollDefault.String())
 }
 
 func (f *serviceFlags) bindWorker(cmd *cobra.Command) {
@@ -211,7 +214,23 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		api.close()
 		return nil, "", err
 	}
+	// The scheduler fires the region's schedules while this node holds the
+	// manager's lease, through the broker's own submission path.
+	scfg := workload.SchedulerConfig{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "scheduler")}
+	if err := s.add(ServiceScheduler, func() (func(context.Context) error, error) {
+		return workload.NewScheduler(scfg, s.store, b).Run, nil
+	}); err != nil {
+		api.close()
+		return nil, "", err
+	}
 	if err := s.addNotifier(f); err != nil {
+		api.close()
+		return nil, "", err
+	}
+	// Systems created through the API get their attributes from a probe.
+	p := &prober{node: s.node, region: f.region, interval: f.probeInterval, poll: RegistrationPollDefault, store: s.store,
+		client: dispatcher.NewClient(loopbackURL(api.Addr()), auth.secret), log: s.log.With("component", "prober")}
+	if err := s.add(ServiceProber, func() (func(context.Context) error, error) { return p.Run, nil }); err != nil {
 		api.close()
 		return nil, "", err
 	}
@@ -254,6 +273,9 @@ func (f *serviceFlags) checkServer() error {
 		return withHint(fmt.Errorf("bad --node-dead-after %s: must be at least 100ms", f.nodeDeadAfter), "leave it out for %s", workload.NodeDeadAfterDefault)
 	case f.maxHold < time.Second:
 		return withHint(fmt.Errorf("bad --max-hold %s: must be at least 1s", f.maxHold), "leave it out for %s", workload.MaxHoldDefault)
+	}
+	if err := f.checkProbe(); err != nil {
+		return err
 	}
 	_, err := f.alertWebhooks()
 	return err
