@@ -23,10 +23,17 @@ const (
 	AttrNode = catalog.SystemNodeAttribute
 	// AttrProbedAt is when the attributes were last discovered (RFC 3339, UTC).
 	AttrProbedAt = "probed_at"
-	// AttrProbeError is why the last probe failed; the attributes of the
-	// last successful probe are kept beside it.
-	AttrProbeError = "probe_error"
+	// AttrProbeError is why the last probe failed, and AttrProbeErrorAt
+	// when; the attributes of the last successful probe are kept beside them.
+	AttrProbeError   = "probe_error"
+	AttrProbeErrorAt = "probe_error_at"
+	// AttrProbedBy is the node that probed the system last.
+	AttrProbedBy = "probed_by"
 )
+
+// RegistrationPollDefault is how often a server looks for systems to probe:
+// a system created through the API has its attributes within this time.
+const RegistrationPollDefault = 30 * time.Second
 
 // probeTimeout bounds the probe of one system.
 const probeTimeout = 2 * time.Minute
@@ -36,8 +43,7 @@ const minProbeInterval = time.Second
 
 // agentFlags are the flags of `weir agent` beyond the node's.
 type agentFlags struct {
-	systems       []string
-	probeInterval time.Duration
+	systems []string
 }
 
 func newAgentCmd(g *globals) *cobra.Command {
@@ -61,7 +67,9 @@ the profiler reports the disk space of the file systems' roots.
 
   weir agent --catalog postgres://weir@db/weir --systems landing,archive \
       --agent-listen 0.0.0.0:7071
-  weir systems show landing     # its attributes`,
+
+The attributes are in the catalog's system_attributes table; the health of
+the systems (weir health) is judged on this node's host.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd.Context(), f, a)
@@ -73,13 +81,12 @@ the profiler reports the disk space of the file systems' roots.
 	fl := cmd.Flags()
 	fl.StringSliceVar(&a.systems, "systems", envList("WEIR_SYSTEMS", func(s string) []string { return strings.Split(s, ",") }),
 		"systems this host holds, comma-separated or repeated (env WEIR_SYSTEMS); required")
-	fl.DurationVar(&a.probeInterval, "probe-interval", f.envDuration("WEIR_PROBE_INTERVAL", ProbeIntervalDefault),
-		"time between two probes of the systems (env WEIR_PROBE_INTERVAL)")
+	f.bindProbe(cmd, "time between two probes of the systems")
 	return cmd
 }
 
 // check checks the agent's own flags.
-func (a *agentFlags) check() error {
+func (a *agentFlags) check(f *serviceFlags) error {
 	if len(a.systems) == 0 {
 		return withHint(errNoSystems, "name the systems whose data this host holds, as `weir systems list` shows them")
 	}
@@ -93,8 +100,19 @@ func (a *agentFlags) check() error {
 		}
 		seen[s] = true
 	}
-	if a.probeInterval < minProbeInterval {
-		return withHint(fmt.Errorf("bad --probe-interval %s: must be at least %s", a.probeInterval, minProbeInterval), "leave it out for %s", ProbeIntervalDefault)
+	return f.checkProbe()
+}
+
+// bindProbe binds --probe-interval (agents and servers).
+func (f *serviceFlags) bindProbe(cmd *cobra.Command, usage string) {
+	cmd.Flags().DurationVar(&f.probeInterval, "probe-interval", f.envDuration("WEIR_PROBE_INTERVAL", ProbeIntervalDefault),
+		usage+" (env WEIR_PROBE_INTERVAL)")
+}
+
+// checkProbe checks --probe-interval.
+func (f *serviceFlags) checkProbe() error {
+	if f.probeInterval < minProbeInterval {
+		return withHint(fmt.Errorf("bad --probe-interval %s: must be at least %s", f.probeInterval, minProbeInterval), "leave it out for %s", ProbeIntervalDefault)
 	}
 	return nil
 }
@@ -107,7 +125,7 @@ func runAgent(ctx context.Context, f *serviceFlags, a *agentFlags) error {
 	if err := f.checkNode(); err != nil {
 		return err
 	}
-	if err := a.check(); err != nil {
+	if err := a.check(f); err != nil {
 		return err
 	}
 	store, err := openCatalog(ctx, f.catalog, log, false)
@@ -148,7 +166,7 @@ func runAgent(ctx context.Context, f *serviceFlags, a *agentFlags) error {
 		err = s.addPresence(f, []string{gossip.RoleAgent}, url)
 	}
 	if err == nil {
-		p := &prober{node: node, systems: a.systems, interval: a.probeInterval, store: store,
+		p := &prober{node: node, region: f.region, systems: a.systems, interval: f.probeInterval, store: store,
 			client: dispatcher.NewClient(loopbackURL(agent.Addr()), auth.secret), log: s.log.With("component", "prober")}
 		err = s.add(ServiceProber, func() (func(context.Context) error, error) { return p.Run, nil })
 	}
@@ -170,28 +188,50 @@ func runAgent(ctx context.Context, f *serviceFlags, a *agentFlags) error {
 
 // proberStore is what the prober needs of the catalog.
 type proberStore interface {
+	ListSystems(ctx context.Context) ([]catalog.System, error)
+	ListSystemAttributeValues(ctx context.Context, key string) (map[string]string, error)
 	GetSystemAttributes(ctx context.Context, name string) (map[string]string, error)
 	SetSystemAttributes(ctx context.Context, name string, attrs map[string]string) error
 }
 
-// prober links an agent node to its systems: it probes each through the
-// node's own dispatcher agent (so that the probe is audited like any other
-// call) and records the attributes found, with the node's ID.
+// prober records what probe discovers about systems as their attributes,
+// probing each through the node's own dispatcher agent (so that the probe
+// is audited like any other call).
+//
+// On an agent node (systems set) it links the node to its systems: every
+// interval it probes each of them and records the attributes with
+// node=<its ID>. On a server (systems nil) it registers the region's other
+// systems: every poll it probes those no agent is linked to whose last probe
+// (or failed probe) is older than interval, so that a system created through
+// the API has its attributes within a poll.
 type prober struct {
 	node     string
+	region   string
 	systems  []string
 	interval time.Duration
+	poll     time.Duration
 	store    proberStore
 	client   *dispatcher.Client
 	log      *slog.Logger
 }
 
-// Run probes every system now and then every interval until ctx ends.
+// Run probes what is due now and then every poll until ctx ends.
 func (p *prober) Run(ctx context.Context) error {
-	t := time.NewTicker(p.interval)
+	if p.interval <= 0 {
+		p.interval = ProbeIntervalDefault
+	}
+	poll := p.poll
+	if p.systems != nil || poll <= 0 {
+		poll = p.interval
+	}
+	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		for _, sys := range p.systems {
+		due, err := p.due(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("could not list the systems to probe", slog.String("error", err.Error()))
+		}
+		for _, sys := range due {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -207,15 +247,65 @@ func (p *prober) Run(ctx context.Context) error {
 	}
 }
 
+// due returns the systems to probe now.
+func (p *prober) due(ctx context.Context) ([]string, error) {
+	if p.systems != nil {
+		return p.systems, nil
+	}
+	systems, err := p.store.ListSystems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	linked, err := p.store.ListSystemAttributeValues(ctx, AttrNode)
+	if err != nil {
+		return nil, err
+	}
+	probed, err := p.store.ListSystemAttributeValues(ctx, AttrProbedAt)
+	if err != nil {
+		return nil, err
+	}
+	failed, err := p.store.ListSystemAttributeValues(ctx, AttrProbeErrorAt)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var due []string
+	for _, sys := range systems {
+		if sys.Region != p.region || linked[sys.Name] != "" {
+			continue
+		}
+		last := latestTime(probed[sys.Name], failed[sys.Name])
+		if last.IsZero() || now.Sub(last) >= p.interval {
+			due = append(due, sys.Name)
+		}
+	}
+	return due, nil
+}
+
+// latestTime is the latest of RFC 3339 times; zero when none parses.
+func latestTime(vals ...string) time.Time {
+	var out time.Time
+	for _, v := range vals {
+		if t, err := time.Parse(time.RFC3339, v); err == nil && t.After(out) {
+			out = t
+		}
+	}
+	return out
+}
+
 // probe probes one system and records its attributes.
 func (p *prober) probe(ctx context.Context, sys string) error {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	res, err := p.client.Probe(pctx, sys, dispatcher.ProbeArgs{})
 	cancel()
 	attrs := map[string]string{}
+	now := time.Now().UTC().Format(time.RFC3339)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil // deleted meanwhile
 		}
 		p.log.Warn("probe failed; keeping the system's last attributes", slog.String("system", sys), slog.String("error", err.Error()))
 		old, gerr := p.store.GetSystemAttributes(ctx, sys)
@@ -224,13 +314,22 @@ func (p *prober) probe(ctx context.Context, sys string) error {
 		}
 		maps.Copy(attrs, old)
 		attrs[AttrProbeError] = clipRunes(err.Error(), catalog.SystemAttributeValueMax)
+		attrs[AttrProbeErrorAt] = now
 	} else {
 		maps.Copy(attrs, res.Attributes)
 		attrs[AttrProbedAt] = res.ProbedAt.UTC().Format(time.RFC3339)
 		p.log.Debug("probed system", slog.String("system", sys), slog.Int("attributes", len(res.Attributes)))
 	}
-	attrs[AttrNode] = p.node
+	attrs[AttrProbedBy] = p.node
+	if p.systems != nil {
+		attrs[AttrNode] = p.node
+	} else {
+		delete(attrs, AttrNode)
+	}
 	if err := p.store.SetSystemAttributes(context.WithoutCancel(ctx), sys, attrs); err != nil {
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil
+		}
 		return fmt.Errorf("record attributes of %s: %w", sys, err)
 	}
 	return nil

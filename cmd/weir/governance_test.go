@@ -441,6 +441,19 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	}
 	t.Parallel()
 	c := newCluster(t)
+	// Systems registered before the server starts are probed at its start
+	// (those created later, within a registration poll).
+	root := t.TempDir()
+	for _, name := range []string{"gov-src", "gov-dst"} {
+		dir := filepath.Join(root, strings.TrimPrefix(name, "gov-"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.store.CreateSystem(context.Background(), &catalog.System{Name: name, Kind: catalog.KindFS, Region: RegionDefault,
+			Settings: catalog.NewJSON(map[string]string{"root": dir})}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.startServer("s1", "--sample-interval", "200ms")
 	c.startWorker("w1", "--sample-interval", "200ms", "--slots", "2", "--threads", "2")
 	c.waitWorkers(1)
@@ -506,9 +519,6 @@ func TestGovernanceEndToEnd(t *testing.T) {
 		t.Errorf("weir nodes show w1:\n%s", out)
 	}
 
-	root := t.TempDir()
-	c.createSystem("s1", "gov-src", filepath.Join(root, "src"), 0)
-	c.createSystem("s1", "gov-dst", filepath.Join(root, "dst"), 0)
 	writeFiles(t, filepath.Join(root, "src", "data"), 3, 1000)
 	c.createMapping("s1", "gov-copy", "gov-src", "data", "gov-dst", "out", nil)
 
@@ -575,6 +585,22 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	if len(page.Alerts) != 1 || page.Alerts[0].ResolvedAt == nil {
 		t.Errorf("the held run's alert once dispatched: %+v", page.Alerts)
 	}
+
+	// A worker whose disk path is set near full in its thresholds receives no run.
+	cli("thresholds", "set", "node:w1", "disk_free", "--warn", "100", "--crit", "99.99")
+	var r2 runView
+	if code := a.call("POST", "/api/v1/runs", map[string]any{"mapping": "gov-copy"}, &r2); code != 201 {
+		t.Fatalf("submit: status %d", code)
+	}
+	held = a.waitRun(r2.ID, 30*time.Second, func(r runView) bool { return r.HoldReason != "" || r.State != "pending" })
+	if held.State != "pending" || !strings.Contains(held.HoldReason, "worker w1: free disk on ") {
+		t.Fatalf("run with w1's disk near full: state %s, hold reason %q", held.State, held.HoldReason)
+	}
+	cli("thresholds", "delete", "node:w1")
+	if done := a.waitRun(r2.ID, 30*time.Second, func(r runView) bool { return terminal(r.State) }); done.State != "succeeded" {
+		t.Fatalf("second run after the thresholds were deleted: %s (%s)", done.State, done.Error)
+	}
+
 	if c.workers["w1"].exited() || c.servers["s1"].exited() {
 		t.Fatal("a node exited")
 	}
@@ -584,6 +610,11 @@ func TestGovernanceEndToEnd(t *testing.T) {
 				t.Errorf("service %s/%s restarted %d times: %s", n, sv.Name, sv.Restarts, sv.LastError)
 			}
 		}
+	}
+	// The server probed the systems no agent is linked to.
+	attrs, err := c.store.GetSystemAttributes(context.Background(), "gov-src")
+	if err != nil || attrs[AttrProbedBy] != "s1" || attrs["kind"] != "fs" || attrs["root.free_bytes"] == "" || attrs[AttrProbedAt] == "" || attrs[AttrNode] != "" {
+		t.Errorf("gov-src's attributes: %v (%v)", attrs, err)
 	}
 	if out, code := weirCLI(t, base, c.token, "thresholds", "get", "cluster:x"); code == 0 || !strings.Contains(out, "bad scope") {
 		t.Errorf("thresholds get of a bad scope: exit %d\n%s", code, out)
