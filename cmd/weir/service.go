@@ -393,7 +393,7 @@ WEIR_ADMIN_TOKEN, when set, makes sure an admin user with that token exists.`,
 	}
 	f.bindCommon(cmd)
 	f.bindServer(cmd)
-	f.bindNode(cmd, "the SQLite catalog's directory, or the working directory")
+	f.bindNode(cmd, "the working directory and a SQLite catalog's directory")
 	f.bindAlerts(cmd)
 	return cmd
 }
