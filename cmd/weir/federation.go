@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/weirdata/weir/broker"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/client"
@@ -66,7 +67,8 @@ type gossipFlags struct {
 	profile       string
 	probeInterval time.Duration
 	suspicionMult int
-	bindGiven     bool // --bind or WEIR_BIND was given: no fallback port
+	bindGiven     bool           // WEIR_BIND was given: no fallback port
+	flags         *pflag.FlagSet // tells whether --bind was given
 
 	// Servers.
 	authoritative  string
@@ -97,7 +99,7 @@ func (g *gossipFlags) bindFlags(cmd *cobra.Command, f *serviceFlags) {
 		"time between two probes of a member, overriding the profile's (env WEIR_GOSSIP_PROBE_INTERVAL)")
 	fl.IntVar(&g.suspicionMult, "gossip-suspicion-mult", 0,
 		"probe intervals a suspected member has to refute before it is declared dead, overriding the profile's")
-	g.bindGiven = os.Getenv("WEIR_BIND") != ""
+	g.bindGiven, g.flags = os.Getenv("WEIR_BIND") != "", fl
 	if cmd.Name() != "server" && cmd.Name() != "dev" {
 		return
 	}
@@ -108,6 +110,11 @@ func (g *gossipFlags) bindFlags(cmd *cobra.Command, f *serviceFlags) {
 		"time between two pulls of the identities and mapping directories of the other regions (env WEIR_FEDERATION_SYNC_INTERVAL)")
 	fl.DurationVar(&g.forwardTimeout, "forward-timeout", f.envDuration("WEIR_FORWARD_TIMEOUT", broker.ForwardTimeoutDefault),
 		"longest wait for another region's answer to a forwarded request before answering 503 (env WEIR_FORWARD_TIMEOUT)")
+}
+
+// defaultBind reports whether gossip binds the default address, not one given.
+func (g *gossipFlags) defaultBind() bool {
+	return !g.bindGiven && g.bind == GossipBindDefault && (g.flags == nil || !g.flags.Changed("bind"))
 }
 
 // enabled reports whether this node gossips.
@@ -127,11 +134,6 @@ func (g *gossipFlags) clusterConfig() (gossip.Config, error) {
 		return cfg, withHint(fmt.Errorf("bad --bind %q: not an IP address with an optional port", bind), "give IP[:port], such as 0.0.0.0:7946 or 10.0.0.5")
 	}
 	cfg.BindAddr, cfg.BindPort = host, port
-	if !g.bindGiven && g.bind == GossipBindDefault && !portFree(host, port) {
-		// Another Weir node on this host has the customary port: take a free
-		// one. Members reach this node once it joined them (--join).
-		cfg.BindPort = gossip.BindPortAuto
-	}
 	if g.advertise != "" {
 		ah, ap, err := splitHostPortDefault(g.advertise, 0)
 		if err != nil || net.ParseIP(ah) == nil {
@@ -350,6 +352,13 @@ func (s *stack) gossipNode(f *serviceFlags) (*gossipNode, error) {
 		cfg.APIAddr, cfg.AgentAddr, cfg.Capacity = node.apiAddr, node.agentAddr, node.capacity
 		node.mu.Unlock()
 		cfg.Version, cfg.Logger = clusterVersion(), log
+		if g.defaultBind() && !portFree(cfg.BindAddr, cfg.BindPort) {
+			// Another node on this host has the customary port (several
+			// nodes on one host): take a free one. Members reach this node
+			// once it joined them (--join).
+			log.Warn("the default gossip port is taken; using a free port: give --bind IP:PORT to choose", slog.Int("port", cfg.BindPort))
+			cfg.BindPort = gossip.BindPortAuto
+		}
 		c, err := gossip.New(cfg)
 		if err != nil {
 			return nil, withHint(fmt.Errorf("configure gossip: %w", err), "check --bind, --advertise, --join and the node's name and addresses")
@@ -540,10 +549,9 @@ func newClusterCmd(g *globals) *cobra.Command {
 marked *, the authoritative one marked auth), with their alive servers and
 nodes, whether requests can be forwarded to them and how far behind the
 replication from them is; then every node with its roles, state (the
-catalog's for the server's own region, gossip's for the others) and health.
-
-  weir cluster
-  weir cluster -o json`,
+catalog's for the server's own region, gossip's for the others) and health.`,
+		Example: `  weir cluster
+  weir cluster -o json --server http://eu-west.example.com:8080`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := g.newClient()
@@ -573,10 +581,9 @@ func newProbeCmd(g *globals) *cobra.Command {
 		Long: `GET the URL and exit 0 when it answers 200 within --timeout, 1 otherwise,
 saying why. Container images without a shell or curl use it as their health
 check: a server's /readyz (its catalog answers), a worker's or agent's
-dispatcher /healthz.
-
-  weir probe http://127.0.0.1:8080/readyz
-  weir probe http://127.0.0.1:7071/healthz`,
+dispatcher /healthz.`,
+		Example: `  weir probe http://127.0.0.1:8080/readyz
+  weir probe http://127.0.0.1:7071/healthz --timeout 1s`,
 		Args: exactArgs(1, "the URL to probe", "such as `weir probe http://127.0.0.1:8080/readyz`"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u, err := url.Parse(args[0])

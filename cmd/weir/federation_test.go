@@ -531,7 +531,7 @@ func TestGossipFlagsDefaults(t *testing.T) {
 	if err != nil || !srv.enabled() || !srv.server {
 		t.Fatalf("server defaults: %v", err)
 	}
-	if cfg.BindAddr != "0.0.0.0" || (cfg.BindPort != gossip.BindPortDefault && cfg.BindPort != gossip.BindPortAuto) || net.ParseIP(cfg.AdvertiseAddr) == nil {
+	if cfg.BindAddr != "0.0.0.0" || cfg.BindPort != gossip.BindPortDefault || net.ParseIP(cfg.AdvertiseAddr) == nil || !srv.defaultBind() {
 		t.Errorf("server gossip config: bind %s:%d advertise %q", cfg.BindAddr, cfg.BindPort, cfg.AdvertiseAddr)
 	}
 	var w gossipFlags
@@ -546,6 +546,9 @@ func TestGossipFlagsDefaults(t *testing.T) {
 	cfg, err = w.clusterConfig()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if w.defaultBind() {
+		t.Errorf("--bind given, but taken for the default")
 	}
 	if cfg.BindAddr != "127.0.0.1" || cfg.BindPort != 7000 || cfg.AdvertiseAddr != "10.1.2.3" || cfg.AdvertisePort != 7001 ||
 		strings.Join(cfg.Join, "|") != "a:1|b" || cfg.ProbeInterval != 100*time.Millisecond || cfg.ProbeTimeout != 50*time.Millisecond {
