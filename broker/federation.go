@@ -183,8 +183,9 @@ type Federation struct {
 	http  *http.Client
 	seen  *nonceCache
 
-	mu     sync.Mutex
-	sticky map[string]string // region -> the server that answered last
+	mu        sync.Mutex
+	sticky    map[string]string // region -> the server that answered last
+	refreshed time.Time         // the last on-demand directory pull
 }
 
 // Federate adds federation to the server: GET /api/v1/cluster always; with
@@ -403,6 +404,10 @@ func (f *Federation) mappingRegion(ctx context.Context, name string) (string, er
 		return "", nil // the local handler meets the same error and reports it
 	}
 	entries, err := f.store.LookupMappingRegions(ctx, name)
+	if err == nil && len(entries) == 0 && f.refreshDirectory(ctx) {
+		// Perhaps created since the last pull: ask the other regions now.
+		entries, err = f.store.LookupMappingRegions(ctx, name)
+	}
 	if err != nil || len(entries) == 0 {
 		return "", nil
 	}
@@ -415,6 +420,32 @@ func (f *Federation) mappingRegion(ctx context.Context, name string) (string, er
 			name, strings.Join(regions, ", "))
 	}
 	return entries[0].Region, nil
+}
+
+// directoryRefreshEvery bounds how often a request for an unknown mapping
+// makes this server pull the other regions' directories at once.
+const directoryRefreshEvery = time.Second
+
+// refreshDirectory pulls the directory of every other region with a live
+// server, at most once per directoryRefreshEvery; it reports whether it did.
+func (f *Federation) refreshDirectory(ctx context.Context) bool {
+	f.mu.Lock()
+	if time.Since(f.refreshed) < directoryRefreshEvery {
+		f.mu.Unlock()
+		return false
+	}
+	f.refreshed = time.Now()
+	f.mu.Unlock()
+	var regions []string
+	for _, p := range f.peers() {
+		if p.Region != f.region() && !slices.Contains(regions, p.Region) && len(f.serversIn(p.Region)) > 0 {
+			regions = append(regions, p.Region)
+		}
+	}
+	for _, r := range regions {
+		f.syncDirectory(ctx, r)
+	}
+	return len(regions) > 0
 }
 
 // withIdempotencyKey returns the run request body with an idempotency key,

@@ -281,6 +281,14 @@ func TestFederationForwardsRunsToTheOwningRegion(t *testing.T) {
 	require.Equal(t, http.StatusCreated, local.Status, "%s", local)
 	require.Empty(t, local.Header.Get(broker.HeaderRegion))
 	requireError(t, f.west.call("POST", "/api/v1/runs", f.tokens["admin"], map[string]any{"mapping": "nope"}), http.StatusNotFound, broker.CodeNotFound)
+	// A mapping created in east after west's last pull is found at once.
+	require.NoError(t, f.east.store.PutMapping(ctx, &catalog.Mapping{Name: "fresh", Enabled: true,
+		Source: catalog.NewJSON(catalog.Endpoint{System: "src-east", Path: "in"}),
+		Target: catalog.NewJSON(catalog.Endpoint{System: "dst-east", Path: "fresh"})}))
+	time.Sleep(1100 * time.Millisecond) // the on-demand pull is rate-limited
+	fresh := f.west.call("POST", "/api/v1/runs", f.tokens["admin"], map[string]any{"mapping": "fresh"})
+	require.Equal(t, http.StatusCreated, fresh.Status, "%s", fresh)
+	require.Equal(t, "east", fresh.Header.Get(broker.HeaderRegion))
 	// A run of a region nobody knows.
 	unknown := "1780000000000" + "999" + "00000001"
 	if catalog.RegionCode("east") == 999 || catalog.RegionCode("west") == 999 {
