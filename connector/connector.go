@@ -161,6 +161,9 @@ const (
 	CountedBySQL = "sql"
 	// CountedByScan: every partition read and its rows counted.
 	CountedByScan = "scan"
+	// CountedByRecords: CSV files' records counted by their quoting and
+	// delimiters alone, no value decoded.
+	CountedByRecords = "records"
 )
 
 // quoteChars are the identifier quotes of the database kinds Count counts
@@ -170,8 +173,10 @@ var quoteChars = map[string]byte{postgres.Kind: '"', sqlite.Kind: '"', mysql.Kin
 // Count counts the rows of ds on conn, an open system of kind: with the
 // connection's Counter when it has one; for a table of a database, with
 // SELECT count(*) FROM the table (identifiers quoted, read as a query);
-// otherwise by reading every partition (at most parts of them) and
-// counting rows and bad records. It returns the count, the bad records a
+// for CSV files read without a declared schema, by counting their records
+// (CountedByRecords: quoting and delimiters only, faster than decoding
+// every value); otherwise by reading every partition (at most parts of
+// them) and counting rows and bad records. It returns the count, the bad records a
 // scan met, and how it counted.
 func Count(ctx context.Context, conn Conn, kind string, ds Dataset, parts int) (rows, bad int64, method string, err error) {
 	if c, ok := conn.(Counter); ok {
@@ -201,6 +206,10 @@ func Count(ctx context.Context, conn Conn, kind string, ds Dataset, parts int) (
 		}
 		return n, 0, CountedBySQL, nil
 	}
+	if fsrc, ok := conn.(FileSource); ok && kind == fs.Kind && ds.Format == format.CSV && ds.Schema == nil && ds.Watermark == nil {
+		n, err := countCSVRecords(ctx, fsrc, ds)
+		return n, 0, CountedByRecords, err
+	}
 	ps, err := src.Partitions(ctx, ds, max(parts, 1))
 	if err != nil {
 		return 0, 0, "", err
@@ -216,6 +225,57 @@ func Count(ctx context.Context, conn Conn, kind string, ds Dataset, parts int) (
 		}
 	}
 	return rows, bad, CountedByScan, nil
+}
+
+// countCSVRecords counts the records of the CSV files ds selects, header
+// lines aside, by parsing their quoting and delimiters only: a record that
+// would not decode still counts.
+func countCSVRecords(ctx context.Context, src FileSource, ds Dataset) (int64, error) {
+	o, err := format.ParseOptions(ds.Format, ds.Options)
+	if err != nil {
+		return 0, err
+	}
+	files, err := src.ListFiles(ctx, ds.Path)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n, err := countCSVFile(ctx, src, f.Path, o)
+		if err != nil {
+			return 0, fmt.Errorf("count records of %s: %w", f.Path, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func countCSVFile(ctx context.Context, src FileSource, path string, o format.Options) (int64, error) {
+	rc, err := src.OpenFile(ctx, path)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	c := o.Compression
+	if !o.CompressionSet {
+		_, c = format.Detect(path)
+	}
+	r, err := format.NewDecompressor(rc, c)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	n, err := format.CountRecords(r, o)
+	if err != nil {
+		return 0, err
+	}
+	if o.Header && n > 0 {
+		n--
+	}
+	return n, nil
 }
 
 // countQuery reads the one integer a count query returns.

@@ -1,6 +1,8 @@
 package connector_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"os"
@@ -104,15 +106,34 @@ func TestCountWithSQLAndScan(t *testing.T) {
 	require.Equal(t, int64(321), n)
 	require.Equal(t, connector.CountedBySQL, method)
 
-	// Files, by scanning: a bad record is counted apart.
+	// Files with a schema, by scanning: a bad record is counted apart.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.csv"), []byte("id,x\n1,a\n2,\"b\n3,c\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.csv"), []byte("id,x\n4,d\n5,e,f\n"), 0o644))
 	files, err := reg.Open(ctx, connector.System{Name: "f", Kind: "fs", Settings: map[string]string{"root": dir}})
 	require.NoError(t, err)
 	defer files.Close()
-	n, bad, method, err := connector.Count(ctx, files, "fs", connector.Dataset{Path: "*.csv", Format: "csv"}, 2)
+	schema := connector.Schema{{Name: "id", Type: connector.TypeInt}, {Name: "x", Type: connector.TypeString}}
+	n, bad, method, err := connector.Count(ctx, files, "fs", connector.Dataset{Path: "*.csv", Format: "csv", Schema: schema}, 2)
 	require.NoError(t, err)
 	require.Equal(t, connector.CountedByScan, method)
 	require.Equal(t, int64(3), n, "rows 1, 3 and 4")
 	require.Equal(t, int64(2), bad, "the unterminated quote and the extra column")
+
+	// Without a schema, CSV records are counted by their quoting alone,
+	// quoted newlines and compression included.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "ok"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ok", "a.csv"), []byte("id,x\n1,\"two\nlines\"\n2,b\n"), 0o644))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("id,x\n3,c\n4,d\n5,e\n"))
+	require.NoError(t, zw.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ok", "b.csv.gz"), gz.Bytes(), 0o644))
+	n, bad, method, err = connector.Count(ctx, files, "fs", connector.Dataset{Path: "ok", Format: "csv"}, 2)
+	require.NoError(t, err)
+	require.Equal(t, connector.CountedByRecords, method)
+	require.Equal(t, int64(5), n)
+	require.Zero(t, bad)
+	n, _, _, err = connector.Count(ctx, files, "fs", connector.Dataset{Path: "ok/a.csv", Format: "csv", Options: map[string]string{"header": "false"}}, 2)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), n, "without a header every record counts")
 }

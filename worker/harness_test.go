@@ -29,7 +29,7 @@ const region = "test-region"
 // env is one test's catalog (real SQLite or PostgreSQL), a source and a
 // target fs system on temporary directories, and a null system.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	dialect  string
 	dsn      string
 	store    *catalog.Store
@@ -48,7 +48,7 @@ func eachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
 	}
 }
 
-func newEnv(t *testing.T, dialect string) *env {
+func newEnv(t testing.TB, dialect string) *env {
 	dsn := catalogtest.DSN(t, dialect)
 	e := &env{t: t, dialect: dialect, dsn: dsn, gen: catalog.NewRunIDGenerator(region), src: t.TempDir(), dst: t.TempDir()}
 	e.store = e.openStore()
@@ -193,7 +193,7 @@ func (e *env) waitEvent(id, kind string, timeout time.Duration) catalog.RunEvent
 }
 
 // write creates files (slash paths under root) of the given sizes with random bytes.
-func write(t *testing.T, root string, sizes map[string]int) {
+func write(t testing.TB, root string, sizes map[string]int) {
 	for p, n := range sizes {
 		full := filepath.Join(root, filepath.FromSlash(p))
 		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
@@ -204,7 +204,7 @@ func write(t *testing.T, root string, sizes map[string]int) {
 }
 
 // tree returns every file under dir (slash paths relative to dir) with its content.
-func tree(t *testing.T, dir string) map[string][]byte {
+func tree(t testing.TB, dir string) map[string][]byte {
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
 		if errors.Is(err, iofs.ErrNotExist) && p == dir {

@@ -146,7 +146,7 @@ type dataWorld struct {
 	lites    map[string]bool
 }
 
-func newDataWorld(t *testing.T, e *env) *dataWorld {
+func newDataWorld(t testing.TB, e *env) *dataWorld {
 	ctx := context.Background()
 	d := &dataWorld{e: e, files: t.TempDir(), liteRoot: t.TempDir(), lites: map[string]bool{}}
 	d.pgDSN = catalogtest.NewPostgresDSN(t)
@@ -163,7 +163,7 @@ func newDataWorld(t *testing.T, e *env) *dataWorld {
 
 // newMariaDB creates a database on the test MariaDB, dropped at cleanup,
 // and returns its DSN (root, no password) and a handle on it.
-func newMariaDB(t *testing.T) (string, *sql.DB) {
+func newMariaDB(t testing.TB) (string, *sql.DB) {
 	t.Helper()
 	admin := os.Getenv("WEIR_MYSQL_DSN")
 	if admin == "" {
