@@ -90,7 +90,7 @@ func (g *gossipFlags) bindFlags(cmd *cobra.Command, f *serviceFlags) {
 	fl.StringSliceVar(&g.join, "join", envList("WEIR_JOIN", func(s string) []string { return strings.Split(s, ",") }),
 		"gossip pool members to join, host[:port], comma-separated or repeated; retried until one answers (env WEIR_JOIN). Gossip is encrypted with WEIR_GOSSIP_KEY (base64 of 16, 24 or 32 bytes, the same on every node)")
 	fl.StringVar(&g.bind, "bind", envOr("WEIR_BIND", def),
-		"IP[:port] the gossip pool is reached at, UDP and TCP (env WEIR_BIND; port "+strconv.Itoa(gossip.BindPortDefault)+" when left out)")
+		"IP[:port] the gossip pool is reached at, UDP and TCP (env WEIR_BIND; port "+strconv.Itoa(gossip.BindPortDefault)+" when left out, 0 for any free port)")
 	fl.StringVar(&g.advertise, "advertise", os.Getenv("WEIR_ADVERTISE"),
 		"IP[:port] other members reach this node's gossip at (env WEIR_ADVERTISE; default the bound address, or this host's first private address when bound to 0.0.0.0)")
 	fl.StringVar(&g.profile, "gossip-profile", envOr("WEIR_GOSSIP_PROFILE", gossip.ProfileDefault),
@@ -134,6 +134,9 @@ func (g *gossipFlags) clusterConfig() (gossip.Config, error) {
 		return cfg, withHint(fmt.Errorf("bad --bind %q: not an IP address with an optional port", bind), "give IP[:port], such as 0.0.0.0:7946 or 10.0.0.5")
 	}
 	cfg.BindAddr, cfg.BindPort = host, port
+	if port == 0 {
+		cfg.BindPort = gossip.BindPortAuto // a free port, for nodes that join others
+	}
 	if g.advertise != "" {
 		ah, ap, err := splitHostPortDefault(g.advertise, 0)
 		if err != nil || net.ParseIP(ah) == nil {
@@ -229,8 +232,8 @@ func splitHostPortDefault(s string, def int) (string, int, error) {
 		return strings.Trim(s, "[]"), def, nil
 	}
 	port, err := strconv.Atoi(p)
-	if err != nil || port < 1 || port > 65535 {
-		return "", 0, fmt.Errorf("port %q must be between 1 and 65535", p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q must be between 0 (any free port) and 65535", p)
 	}
 	return host, port, nil
 }
@@ -344,7 +347,8 @@ func (s *stack) gossipNode(f *serviceFlags) (*gossipNode, error) {
 	node := &gossipNode{}
 	g.node = node
 	region, name := f.region, s.node
-	log := s.log.With("component", "gossip")
+	log := s.base.With("component", "gossip") // the member names the node itself
+	recLog := s.log.With("component", "membership")
 	err = s.add(ServiceGossip, func() (func(context.Context) error, error) {
 		cfg := base
 		node.mu.Lock()
@@ -368,7 +372,7 @@ func (s *stack) gossipNode(f *serviceFlags) (*gossipNode, error) {
 			node.current.Store(c)
 			var wg sync.WaitGroup
 			if recorder {
-				rec := &membershipRecorder{store: s.store, region: region, self: name, log: log, every: ReconcileIntervalDefault}
+				rec := &membershipRecorder{store: s.store, region: region, self: name, log: recLog, every: ReconcileIntervalDefault}
 				wg.Go(func() { rec.run(ctx, c) })
 			} else {
 				wg.Go(func() { drainEvents(c.Events()) })

@@ -550,6 +550,10 @@ func TestGossipFlagsDefaults(t *testing.T) {
 	if w.defaultBind() {
 		t.Errorf("--bind given, but taken for the default")
 	}
+	w.bind = "127.0.0.1:0"
+	if cfg, err := w.clusterConfig(); err != nil || cfg.BindPort != gossip.BindPortAuto {
+		t.Errorf("--bind 127.0.0.1:0: port %d, %v; want any free port", cfg.BindPort, err)
+	}
 	if cfg.BindAddr != "127.0.0.1" || cfg.BindPort != 7000 || cfg.AdvertiseAddr != "10.1.2.3" || cfg.AdvertisePort != 7001 ||
 		strings.Join(cfg.Join, "|") != "a:1|b" || cfg.ProbeInterval != 100*time.Millisecond || cfg.ProbeTimeout != 50*time.Millisecond {
 		t.Errorf("worker gossip config: %+v", cfg)
