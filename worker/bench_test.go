@@ -30,6 +30,7 @@ import (
 //	go test -run '^$' -bench BenchmarkPostgresToCSVVsPsql -benchtime 3x -timeout 60m ./worker/
 //
 // WEIR_BENCH_ROWS sets the rows of #2 and #3 (default 5,000,000);
+// WEIR_BENCH_PG_READ the PostgreSQL read method of #3 (rows or copy);
 // WEIR_BENCH_FILES the files of #1 (default 1,000, about 2 GB). The worker
 // uses every core whatever the machine's load (the load is not under test).
 
@@ -49,7 +50,7 @@ func benchWorker(e *env) {
 	cfg := e.config("w1")
 	cfg.Threads, cfg.Slots = runtimeCores(), 1
 	cfg.LeaseTTL, cfg.HeartbeatInterval, cfg.ProgressInterval = 30*time.Second, time.Second, time.Second
-	cfg.PollInterval = 20 * time.Millisecond
+	cfg.PollInterval = time.Second // the dispatch wakes it at once (same Store)
 	cfg.BatchSize = 1024
 	cfg.Logger = nil
 	cfg.Load = func(context.Context) (float64, int, error) { return 0, runtimeCores(), nil }
@@ -79,7 +80,7 @@ func timeRun(b *testing.B, e *env, mapping string) time.Duration {
 			}
 			return took
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -144,26 +145,33 @@ func BenchmarkCopyVsCp(b *testing.B) {
 	cpDst := b.TempDir()
 	timeCmd(b, "cp", "-r", filepath.Join(e.src, "tree"), filepath.Join(cpDst, "warm"))
 	timeCmd(b, "sync")
-	var cps, cpSyncs, weirs []time.Duration
+	// The same guarantees by hand: copy, a SHA-256 of every file on as many
+	// processes as Weir has threads, then sync.
+	byHand := fmt.Sprintf("cp -r %s %s && find %s -type f -print0 | xargs -0 -P %d -n 50 sha256sum > /dev/null && sync",
+		filepath.Join(e.src, "tree"), filepath.Join(cpDst, "hand"), filepath.Join(cpDst, "hand"), runtimeCores())
+	var cps, cpSyncs, hands, weirs []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
 		os.RemoveAll(filepath.Join(cpDst, "out"))
+		os.RemoveAll(filepath.Join(cpDst, "hand"))
 		os.RemoveAll(filepath.Join(e.dst, "out"))
 		timeCmd(b, "sync")
 		b.StartTimer()
 		cp := timeCmd(b, "cp", "-r", filepath.Join(e.src, "tree"), filepath.Join(cpDst, "out"))
 		cps = append(cps, cp)
 		cpSyncs = append(cpSyncs, cp+timeCmd(b, "sync"))
+		hands = append(hands, timeCmd(b, "sh", "-c", byHand))
 		weirs = append(weirs, timeRun(b, e, "tree"))
 		timeCmd(b, "sync")
-		b.Logf("iteration %d: cp -r %s, cp -r + sync %s, weir %s", i, cp.Round(time.Millisecond),
-			cpSyncs[i].Round(time.Millisecond), weirs[i].Round(time.Millisecond))
+		b.Logf("iteration %d: cp -r %s, cp -r + sync %s, cp -r + sha256sum + sync %s, weir %s", i, cp.Round(time.Millisecond),
+			cpSyncs[i].Round(time.Millisecond), hands[i].Round(time.Millisecond), weirs[i].Round(time.Millisecond))
 	}
 	b.ReportMetric(float64(total)/1e6/median(weirs).Seconds(), "weir-MB/s")
 	b.ReportMetric(float64(total)/1e6/median(cps).Seconds(), "cp-MB/s")
 	b.ReportMetric(median(weirs).Seconds()/median(cps).Seconds(), "time-vs-cp")
 	b.ReportMetric(median(weirs).Seconds()/median(cpSyncs).Seconds(), "time-vs-cp+sync")
+	b.ReportMetric(median(weirs).Seconds()/median(hands).Seconds(), "time-vs-cp+sha256+sync")
 }
 
 // benchPG is a benchmark's PostgreSQL database, registered as system "pg",
@@ -266,7 +274,11 @@ func BenchmarkPostgresToCSVVsPsql(b *testing.B) {
 		1 + i %% 500, timestamptz '2026-11-20 08:00:00+00' + i * interval '1 millisecond', CASE WHEN i %% 3 = 0 THEN 'sell' ELSE 'buy' END
 		FROM generate_series(1, %d) i`, rows))
 	pgExec(b, pg, "VACUUM ANALYZE trades")
-	d.rowMapping("pg-to-csv", catalog.Endpoint{System: "pg", Table: "trades"},
+	var opts map[string]string
+	if m := os.Getenv("WEIR_BENCH_PG_READ"); m != "" {
+		opts = map[string]string{"read_method": m}
+	}
+	d.rowMapping("pg-to-csv", catalog.Endpoint{System: "pg", Table: "trades", Options: opts},
 		catalog.Endpoint{System: "files", Path: "out", Format: "csv"}, func(m *catalog.Mapping) { m.WriteMode = catalog.WriteTruncateInsert })
 	benchWorker(e)
 	out := filepath.Join(b.TempDir(), "psql.csv")
