@@ -8,12 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/connector"
+	"github.com/weirdata/weir/connector/fs"
+	"github.com/weirdata/weir/connector/postgres"
 )
 
 // people.csv: two good rows, one whose score makes 100 / score fail at run
@@ -361,4 +364,60 @@ func TestParallelRowsAndLoad(t *testing.T) {
 	require.Equal(t, 1, r.Plan.V.Parallelism)
 	require.Contains(t, r.Plan.V.Reason, "the node's load of 3.90 on 2 cores")
 	require.Len(t, d.read(catalog.Endpoint{System: "pg", Table: "quotes"}), n, "truncate_insert replaced the rows")
+}
+
+// slowRows is the fs connector whose row reads pause before each batch.
+type slowRows struct {
+	*fs.Conn
+	delay   time.Duration
+	batches *atomic.Int64
+}
+
+func (s *slowRows) Read(ctx context.Context, ds connector.Dataset, p connector.Partition, n int, emit func(connector.Batch) error) error {
+	return s.Conn.Read(ctx, ds, p, n, func(b connector.Batch) error {
+		s.batches.Add(1)
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return emit(b)
+	})
+}
+
+// TestCancelRowRun: a cancellation during a row run stops the pipelines,
+// aborts the load and commits nothing.
+func TestCancelRowRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, catalog.DialectSQLite)
+	d := newDataWorld(t, e)
+	var b strings.Builder
+	b.WriteString("id,v\n")
+	for i := 1; i <= 5000; i++ {
+		fmt.Fprintf(&b, "%d,v%d\n", i, i)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(d.files, "in.csv"), []byte(b.String()), 0o644))
+	d.exec("pg", "CREATE TABLE slow (id bigint, v text)")
+	mapping := d.rowMapping("slow", catalog.Endpoint{System: "files", Path: "in.csv", Format: "csv",
+		Schema: []catalog.SchemaField{{Name: "id", Type: "int"}, {Name: "v", Type: "string"}}},
+		catalog.Endpoint{System: "pg", Table: "slow"}, nil)
+	var batches atomic.Int64
+	reg := connector.NewRegistry()
+	reg.Register(fs.Kind, func(ctx context.Context, sys connector.System) (connector.Conn, error) {
+		c, err := fs.Open(ctx, sys)
+		if err != nil {
+			return nil, err
+		}
+		return &slowRows{Conn: c.(*fs.Conn), delay: 50 * time.Millisecond, batches: &batches}, nil
+	})
+	postgres.Register(reg)
+	id := d.run(mapping, nil)
+	e.start(e.rowConfig("w1"), e.store, reg)
+	e.waitRun(id, 60*time.Second, "rows moving", func(*catalog.Run) bool { return batches.Load() >= 3 })
+	_, err := e.store.RequestCancel(context.Background(), id, "tester")
+	require.NoError(t, err)
+	r := e.waitState(id, 30*time.Second, catalog.StateCanceled)
+	require.Equal(t, catalog.StateCanceled, r.State, r.Error)
+	require.Less(t, batches.Load(), int64(5000/64), "the read stopped early")
+	require.Empty(t, d.read(catalog.Endpoint{System: "pg", Table: "slow"}), "nothing committed")
 }
