@@ -398,7 +398,10 @@ func (s *Server) previewMapping(c echo.Context) error {
 		return catalog.Invalid("source", "cannot read the source: %v", err)
 	}
 	defer conn.Close()
-	rs := conn.(connector.RowSource) // compileMapping described it
+	rs, ok := conn.(connector.RowSource)
+	if !ok {
+		return catalog.Invalid("source.system", "system %s of kind %s cannot be read as rows", src.Name, src.Kind)
+	}
 	parts, err := rs.Partitions(ctx, ds, 1)
 	if err != nil {
 		return catalog.Invalid("source", "cannot read the source: %v", err)
