@@ -346,8 +346,8 @@ func validateResource(r string) error {
 		return nil
 	}
 	kind, name, ok := strings.Cut(r, ":")
-	if !ok || (kind != "mapping" && kind != "system") {
-		return Invalid("resource", "%q must be *, mapping:NAME, mapping:*, system:NAME or system:*", r)
+	if !ok || (kind != "mapping" && kind != "system" && kind != "function") {
+		return Invalid("resource", "%q must be *, or KIND:NAME or KIND:* with KIND mapping, system or function", r)
 	}
 	if name == "*" {
 		return nil

@@ -279,6 +279,10 @@ func TestEntitlements(t *testing.T) {
 		require.Len(t, es, 2)
 		require.Equal(t, e2.CIDRs.V, es[1].CIDRs.V)
 		require.Nil(t, es[0].CIDRs.V)
+		// User functions are resources too (managed under /api/v1/functions).
+		ef := &catalog.Entitlement{UserID: u.ID, Resource: "function:full_name", Action: catalog.ActionManage}
+		require.NoError(t, s.CreateEntitlement(ctx, ef))
+		require.NoError(t, s.DeleteEntitlement(ctx, ef.ID))
 		e3 := &catalog.Entitlement{UserID: u.ID, Resource: "*", Action: catalog.ActionRead, CIDRs: catalog.NewJSON([]string{"10.1.2.3/8", "::ffff:192.168.0.0/112"})}
 		require.NoError(t, s.CreateEntitlement(ctx, e3))
 		es, err = s.ListEntitlements(ctx, u.ID)
