@@ -150,7 +150,7 @@ func (s *Server) auditRequest(c echo.Context, start time.Time, status int) {
 		action = "api.denied"
 	}
 	e := &catalog.AuditEntry{
-		At:         start,
+		At:         s.cfg.Now(),
 		Node:       s.cfg.NodeID,
 		Action:     action,
 		Target:     auditTarget(c, route),
