@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/profiler"
 )
 
 // History windows of GET /nodes/:id/history.
@@ -60,6 +61,11 @@ type HistoryPoint struct {
 	Metrics map[string]float64 `json:"metrics"`
 	// Max holds the bucket's maxima (rollups only).
 	Max map[string]float64 `json:"max,omitempty"`
+	// Deviations are, by metric, the standard deviations of the point from
+	// the baseline of its hour of the week, for the metrics the profiler
+	// scores and once the baseline has enough samples (as the profiler
+	// judges a sample's deviation).
+	Deviations map[string]float64 `json:"deviations,omitempty"`
 }
 
 // HistoryBaseline is a node's usual level of each metric in one hour of the week.
@@ -72,7 +78,13 @@ type HistoryBaseline struct {
 type BaselineLevel struct {
 	Mean   float64 `json:"mean"`
 	Stddev float64 `json:"stddev"`
-	N      int64   `json:"n"`
+	// ScoreStddev is the standard deviation deviations are scored with:
+	// Stddev raised to the profiler's floor for the metric (so a flat
+	// baseline does not make every wiggle a deviation).
+	ScoreStddev float64 `json:"score_stddev"`
+	N           int64   `json:"n"`
+	// Scored: the baseline has enough samples for deviations to be scored.
+	Scored bool `json:"scored"`
 }
 
 // nodeHistory handles GET /nodes/:id/history?window=1h: any authenticated
@@ -105,6 +117,23 @@ func (s *Server) nodeHistory(c echo.Context) error {
 	to := h.now.UTC()
 	from := to.Add(-window)
 	out := NodeHistory{NodeID: id, From: from, To: to, Points: []HistoryPoint{}, Baselines: []HistoryBaseline{}}
+	baselines, err := hs.ListBaselines(ctx, id, hoursOfWeek(from, to)...)
+	if err != nil {
+		return fmt.Errorf("baselines of node %s: %w", id, err)
+	}
+	byHour := make(map[int]map[string]catalog.MetricAgg, len(baselines))
+	for _, b := range baselines {
+		byHour[b.HourOfWeek] = b.Metrics.V
+		hb := HistoryBaseline{HourOfWeek: b.HourOfWeek, Metrics: make(map[string]BaselineLevel, len(b.Metrics.V))}
+		for k, a := range b.Metrics.V {
+			lvl := BaselineLevel{Mean: a.Avg, Stddev: finite(a.Stddev()), N: a.N, Scored: a.N >= max(historyMinSamples, 2)}
+			if z, ok := profiler.ZScore(k, a.Avg+1, a, 2); ok && z > 0 {
+				lvl.ScoreStddev = finite(1 / z)
+			}
+			hb.Metrics[k] = lvl
+		}
+		out.Baselines = append(out.Baselines, hb)
+	}
 	switch {
 	case window <= historyRawMax:
 		out.Resolution = HistoryRaw
@@ -113,7 +142,8 @@ func (s *Server) nodeHistory(c echo.Context) error {
 			return fmt.Errorf("history of node %s: %w", id, err)
 		}
 		for _, p := range samples {
-			out.Points = append(out.Points, HistoryPoint{At: p.At, Metrics: p.Metrics.V})
+			out.Points = append(out.Points, HistoryPoint{At: p.At, Metrics: p.Metrics.V,
+				Deviations: profiler.Deviations(p.Metrics.V, byHour[catalog.HourOfWeek(p.At)], historyMinSamples)})
 		}
 	default:
 		out.Resolution = HistoryMinute
@@ -129,25 +159,23 @@ func (s *Server) nodeHistory(c echo.Context) error {
 			for k, a := range r.Metrics.V {
 				p.Metrics[k], p.Max[k] = a.Avg, a.Max
 			}
+			p.Deviations = profiler.Deviations(p.Metrics, byHour[catalog.HourOfWeek(r.Bucket)], historyMinSamples)
 			out.Points = append(out.Points, p)
 		}
 	}
-	baselines, err := hs.ListBaselines(ctx, id, hoursOfWeek(from, to)...)
-	if err != nil {
-		return fmt.Errorf("baselines of node %s: %w", id, err)
-	}
-	for _, b := range baselines {
-		hb := HistoryBaseline{HourOfWeek: b.HourOfWeek, Metrics: make(map[string]BaselineLevel, len(b.Metrics.V))}
-		for k, a := range b.Metrics.V {
-			sd := a.Stddev()
-			if math.IsNaN(sd) || math.IsInf(sd, 0) {
-				sd = 0
-			}
-			hb.Metrics[k] = BaselineLevel{Mean: a.Avg, Stddev: sd, N: a.N}
-		}
-		out.Baselines = append(out.Baselines, hb)
-	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// historyMinSamples is how many samples a baseline needs before points are
+// scored against it: the profiler's default.
+const historyMinSamples = profiler.MinBaselineSamplesDefault
+
+// finite is v, or 0 when v is NaN or infinite.
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
 }
 
 // hoursOfWeek lists the distinct hours of the week [from, to] touches.
