@@ -283,6 +283,7 @@ func (s *Server) routes() {
 	api.GET("/health", s.healthReport, user...)
 	api.GET("/nodes", s.listNodes, user...)
 	api.GET("/nodes/:id", s.getNode, user...)
+	api.GET("/nodes/:id/history", s.nodeHistory, user...)
 	api.GET("/thresholds", s.listThresholds, admin...)
 	api.GET("/thresholds/:scope", s.getThresholds, admin...)
 	api.PUT("/thresholds/:scope", s.putThresholds, admin...)
