@@ -40,7 +40,8 @@ type overviewView struct {
 // regionView is one region of the overview and its nodes.
 type regionView struct {
 	client.RegionHealth
-	Nodes []client.Node
+	// Members are the region's nodes, worst health first.
+	Members []client.Node
 }
 
 // overview shows each region's nodes as health tiles and the run figures;
@@ -86,12 +87,11 @@ func (s *Server) loadOverview(c echo.Context) (*overviewView, error) {
 		byRegion[v.Regions[i].Region] = &v.Regions[i]
 	}
 	for _, n := range rep.Nodes {
-		byRegion[n.Region].Nodes = append(byRegion[n.Region].Nodes, n)
+		byRegion[n.Region].Members = append(byRegion[n.Region].Members, n)
 	}
 	for i := range v.Regions {
-		sort.SliceStable(v.Regions[i].Nodes, func(a, b int) bool {
-			return colorRank(v.Regions[i].Nodes[a].Health.Color) > colorRank(v.Regions[i].Nodes[b].Health.Color)
-		})
+		m := v.Regions[i].Members
+		sort.SliceStable(m, func(a, b int) bool { return colorRank(m[a].Health.Color) > colorRank(m[b].Health.Color) })
 	}
 	if err := s.runFigures(ctx, api, v); err != nil {
 		return nil, err

@@ -61,6 +61,7 @@ type FieldErrors map[string]string
 // formErrors turns an API refusal of a form's data (400 or 422 with a
 // field, see broker/errors.go) into errors to show next to the fields,
 // reporting false for any other error, which the handler returns instead.
+// Refusals that name no field (403, 409, 429) come under the key "".
 // The API's field names are the form's field names.
 func formErrors(err error) (FieldErrors, bool) {
 	var ae *client.APIError
@@ -68,7 +69,7 @@ func formErrors(err error) (FieldErrors, bool) {
 		return nil, false
 	}
 	switch ae.Status {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusConflict, http.StatusForbidden:
+	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusConflict, http.StatusForbidden, http.StatusTooManyRequests:
 	default:
 		return nil, false
 	}
