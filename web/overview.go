@@ -27,6 +27,8 @@ const (
 type overviewView struct {
 	Report  *client.HealthReport
 	Regions []regionView
+	// QueueDepth counts the runs waiting: pending (held included) and queued.
+	QueueDepth int64
 	// FinishedLastMinute counts the runs that ended in the last minute.
 	FinishedLastMinute int
 	// BytesPerSecond is the sum of the active runs' transfer rates.
@@ -70,7 +72,7 @@ func (s *Server) loadOverview(c echo.Context) (*overviewView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &overviewView{Report: rep}
+	v := &overviewView{Report: rep, QueueDepth: rep.Runs.Pending + rep.Runs.Queued}
 	seen := map[string]bool{}
 	for _, r := range rep.Regions {
 		v.Regions = append(v.Regions, regionView{RegionHealth: r})
