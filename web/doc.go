@@ -37,10 +37,11 @@
 // A form posts (method="post") to a web route and carries {{csrf .}}, the
 // hidden csrf_token field; checkCSRF refuses (403) any unsafe request
 // without it, on every route. The handler calls the API; when the API
-// refuses the data, formErrors(err) gives the error by field, and the
-// handler renders the form again with Page.Form (the posted values, via
-// {{formValue . "field"}}) and Page.Errors ({{fieldError . "field"}} next
-// to the field, the "" key above the form), status 422. The API's field
+// refuses the data, formErrors(err) gives the error by field and the
+// API's status, and the handler renders the form again with that status,
+// Page.Form (the posted values, via {{formValue . "field"}}) and
+// Page.Errors ({{fieldError . "field"}} next to the field, the "" key
+// above the form). The API's field
 // names (catalog.ValidationError.Field, the JSON field names) are the form's
 // field names. On success, redirect (303) with withFlash(path, notice).
 //

@@ -112,7 +112,7 @@ func (s *Server) routes() {
 	e.GET("/nodes/:id", s.nodePage, s.signedIn)
 	e.GET("/nodes/:id/live", s.nodeLive, s.signedIn)
 
-	e.GET("/alerts", s.alertsPage, s.signedIn)
+	e.GET("/alerts", s.alertsPage, s.signedIn) // the API decides who may read alerts
 	e.POST("/alerts/:id/ack", s.ackAlert, s.signedIn, s.role(roleOperator))
 
 	s.adminRoutes() // admin_*.go
