@@ -84,9 +84,9 @@ func (s *Server) adminAudit(c echo.Context) error {
 	}
 	page, err := s.apiFor(c).ListAudit(c.Request().Context(), o)
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			p.Errors = fe
-			return s.render(c, http.StatusBadRequest, "admin_audit", p)
+			return s.render(c, status, "admin_audit", p)
 		}
 		return err
 	}

@@ -133,7 +133,7 @@ func (s *Server) adminGrant(c echo.Context) error {
 	}
 	e, err := s.apiFor(c).Grant(c.Request().Context(), req)
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			// The API names user_id or group_id; the form has one subject field.
 			for _, f := range []string{"user_id", "group_id"} {
 				if m, ok := fe[f]; ok {
@@ -151,7 +151,7 @@ func (s *Server) adminGrant(c echo.Context) error {
 				delete(fe, "resource")
 				fe["resource_name"] = m
 			}
-			return s.loadAdminEntitlements(c, http.StatusUnprocessableEntity, Page{Form: form, Errors: fe})
+			return s.loadAdminEntitlements(c, status, Page{Form: form, Errors: fe})
 		}
 		return err
 	}
@@ -165,8 +165,8 @@ func (s *Server) adminRevoke(c echo.Context) error {
 		return err
 	}
 	if err := s.apiFor(c).Revoke(c.Request().Context(), id); err != nil {
-		if fe, ok := formErrors(err); ok {
-			return s.loadAdminEntitlements(c, http.StatusUnprocessableEntity, Page{Errors: fe})
+		if fe, status, ok := formErrors(err); ok {
+			return s.loadAdminEntitlements(c, status, Page{Errors: fe})
 		}
 		return err
 	}

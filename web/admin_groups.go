@@ -64,11 +64,11 @@ func (s *Server) adminGroups(c echo.Context) error {
 // adminGroupError shows an API refusal above the groups page, or returns
 // the error when it is not one.
 func (s *Server) adminGroupError(c echo.Context, err error, form url.Values) error {
-	fe, ok := formErrors(err)
+	fe, status, ok := formErrors(err)
 	if !ok {
 		return err
 	}
-	return s.loadAdminGroups(c, http.StatusUnprocessableEntity, Page{Errors: fe, Form: form})
+	return s.loadAdminGroups(c, status, Page{Errors: fe, Form: form})
 }
 
 // adminCreateGroup creates a group.

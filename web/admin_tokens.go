@@ -78,8 +78,8 @@ func (s *Server) adminCreateToken(c echo.Context) error {
 	}
 	tok, err := s.apiFor(c).CreateToken(c.Request().Context(), uid, form.Get("name"), expires)
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
-			return s.loadAdminTokens(c, http.StatusUnprocessableEntity, Page{Form: form, Errors: fe}, nil)
+		if fe, status, ok := formErrors(err); ok {
+			return s.loadAdminTokens(c, status, Page{Form: form, Errors: fe}, nil)
 		}
 		return err
 	}
@@ -93,8 +93,8 @@ func (s *Server) adminRevokeToken(c echo.Context) error {
 		return err
 	}
 	if err := s.apiFor(c).RevokeToken(c.Request().Context(), id); err != nil {
-		if fe, ok := formErrors(err); ok {
-			return s.loadAdminTokens(c, http.StatusUnprocessableEntity, Page{Errors: fe}, nil)
+		if fe, status, ok := formErrors(err); ok {
+			return s.loadAdminTokens(c, status, Page{Errors: fe}, nil)
 		}
 		return err
 	}

@@ -39,9 +39,9 @@ func (s *Server) adminCreateUser(c echo.Context) error {
 	req := client.CreateUserRequest{Name: c.FormValue("name"), Role: c.FormValue("role"), Password: c.FormValue("password")}
 	u, err := s.apiFor(c).CreateUser(c.Request().Context(), req)
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			// The password is never sent back to the browser.
-			return s.loadAdminUsers(c, http.StatusUnprocessableEntity, Page{Errors: fe, Form: url.Values{"name": {req.Name}, "role": {req.Role}}})
+			return s.loadAdminUsers(c, status, Page{Errors: fe, Form: url.Values{"name": {req.Name}, "role": {req.Role}}})
 		}
 		return err
 	}
@@ -61,13 +61,13 @@ func (s *Server) adminUserChange(c echo.Context, change func(id int64) (string, 
 	}
 	msg, err := change(id)
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			for field, m := range fe {
 				if field != "" {
 					fe = FieldErrors{"": field + ": " + m}
 				}
 			}
-			return s.loadAdminUsers(c, http.StatusUnprocessableEntity, Page{Errors: fe})
+			return s.loadAdminUsers(c, status, Page{Errors: fe})
 		}
 		return err
 	}
