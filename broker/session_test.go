@@ -162,6 +162,8 @@ func TestSignInRefusesUniformlyThenSlowsDownAndAlerts(t *testing.T) {
 		d = requireError(t, e.do(request{Method: http.MethodPost, Path: "/api/v1/session", Token: "-", Body: map[string]string{"username": "sub"}}), http.StatusBadRequest, broker.CodeInvalid)
 		require.Equal(t, "password", d.Field)
 		requireError(t, e.do(request{Method: http.MethodPost, Path: "/api/v1/session", Token: "-", Body: "username=sub", ContentType: "application/x-www-form-urlencoded"}), http.StatusUnsupportedMediaType, broker.CodeUnsupportedMedia)
+		d = requireError(t, e.do(request{Method: http.MethodPost, Path: "/api/v1/session", Token: "-", Body: map[string]string{"username": strings.Repeat("u", 129), "password": "x"}}), http.StatusBadRequest, broker.CodeInvalid)
+		require.Equal(t, "username", d.Field)
 		requireError(t, e.do(request{Method: http.MethodPost, Path: "/api/v1/session", Token: "-", Body: `{"username":`}), http.StatusBadRequest, broker.CodeBadRequest)
 
 		// Unknown user, wrong password, user without password, disabled

@@ -31,9 +31,9 @@ func TestAccountsAgainstARealBroker(t *testing.T) {
 	require.NoError(t, err)
 
 	const pw = "correct horse battery staple"
-	u, err := c.CreateUser(ctx, client.CreateUserRequest{Name: "carol", Role: catalog.RoleSubmitter, Password: pw})
+	u, err := c.CreateUser(ctx, client.UserRequest{Name: "carol", Role: catalog.RoleSubmitter, Password: pw})
 	require.NoError(t, err)
-	_, err = c.CreateUser(ctx, client.CreateUserRequest{Name: "dave", Password: "short"})
+	_, err = c.CreateUser(ctx, client.UserRequest{Name: "dave", Password: "short"})
 	var ae *client.APIError
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, http.StatusBadRequest, ae.Status)
@@ -65,7 +65,7 @@ func TestAccountsAgainstARealBroker(t *testing.T) {
 	g, err := c.CreateGroup(ctx, "desk", "trading desk")
 	require.NoError(t, err)
 	require.NoError(t, c.AddGroupMember(ctx, g.ID, u.ID))
-	ent, err := c.Grant(ctx, client.GrantRequest{GroupID: g.ID, Resource: "mapping:trades", Action: catalog.ActionSubmit})
+	ent, err := c.CreateEntitlement(ctx, client.EntitlementRequest{GroupID: g.ID, Resource: "mapping:trades", Action: catalog.ActionSubmit})
 	require.NoError(t, err)
 	es, err := c.ListEntitlements(ctx, u.ID)
 	require.NoError(t, err)
@@ -74,13 +74,13 @@ func TestAccountsAgainstARealBroker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{u.ID}, detail.MemberIDs)
 	require.Len(t, detail.Entitlements, 1)
-	require.NoError(t, c.Revoke(ctx, ent.ID))
+	require.NoError(t, c.DeleteEntitlement(ctx, ent.ID))
 	require.NoError(t, c.RemoveGroupMember(ctx, g.ID, u.ID))
 	require.NoError(t, c.DeleteGroup(ctx, g.ID))
 	_, err = c.GroupByName(ctx, "desk")
 	require.ErrorIs(t, err, catalog.ErrNotFound)
 
-	tok, err := c.CreateToken(ctx, u.ID, "ci", nil)
+	tok, err := c.CreateToken(ctx, u.ID, client.TokenRequest{Name: "ci"})
 	require.NoError(t, err)
 	require.NotEmpty(t, tok.Secret)
 	ts, err := c.ListTokens(ctx, u.ID)
@@ -88,7 +88,7 @@ func TestAccountsAgainstARealBroker(t *testing.T) {
 	require.Len(t, ts, 1)
 	require.NoError(t, c.RevokeToken(ctx, tok.ID))
 	off := true
-	_, err = c.UpdateUser(ctx, u.ID, client.UpdateUserRequest{Disabled: &off})
+	_, err = c.UpdateUser(ctx, u.ID, client.UserPatch{Disabled: &off})
 	require.NoError(t, err)
 
 	page, err := c.ListAudit(ctx, client.AuditOptions{Action: "group.*"})

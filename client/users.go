@@ -14,71 +14,206 @@ import (
 
 // Users, API tokens, passwords and entitlements (admin routes, except that
 // users may set their own password).
+//
+// The types and methods of this file down to "Beyond the admin routes" have
+// the names and signatures of client/admin.go on branch openapi, plus the
+// fields this branch adds (UserRequest.Password, EntitlementRequest.GroupID):
+// when both branches meet, keep admin.go's versions with those two fields
+// and delete the duplicates here.
 
-// CreateUserRequest is a new user; Password, when given, lets the user sign
-// in to the web pages.
-type CreateUserRequest struct {
-	Name     string `json:"name"`
-	Role     string `json:"role,omitempty"`
+// Identity and access types as the API returns them (admin routes).
+type (
+	// User is a person or service account that calls Weir.
+	User = catalog.User
+	// Token is an API token, without its secret.
+	Token = catalog.Token
+	// Entitlement grants a user, or the members of a group, one action on a resource.
+	Entitlement = catalog.Entitlement
+)
+
+// UserRequest creates a user (admins only).
+type UserRequest struct {
+	Name string `json:"name"`
+	// Role is one of viewer, submitter, operator, admin.
+	Role     string `json:"role"`
 	Disabled bool   `json:"disabled,omitempty"`
+	// Password, when given, lets the user sign in to the dashboard (at
+	// least catalog.PasswordMinLength characters); stored only as a slow hash.
 	Password string `json:"password,omitempty"`
 }
 
-// UpdateUserRequest changes a user; nil fields stay.
-type UpdateUserRequest struct {
+// UserPatch changes a user: nil fields stay as they are.
+type UserPatch struct {
 	Role     *string `json:"role,omitempty"`
 	Disabled *bool   `json:"disabled,omitempty"`
 }
 
-// NewToken is a created API token: Secret is shown this once.
+// TokenRequest creates an API token for a user.
+type TokenRequest struct {
+	Name string `json:"name"`
+	// ExpiresAt, when set, is when the token stops working.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// NewToken is a created token: Secret is shown this once and never again.
 type NewToken struct {
 	Secret string `json:"token"`
-	catalog.Token
+	Token
 }
 
-// GrantRequest grants an action on a resource to a user (UserID) or to a
-// group (GroupID), optionally only from the given networks.
-type GrantRequest struct {
-	UserID   int64    `json:"user_id,omitempty"`
-	GroupID  int64    `json:"group_id,omitempty"`
-	Resource string   `json:"resource"`
-	Action   string   `json:"action"`
-	CIDRs    []string `json:"cidrs,omitempty"`
+// EntitlementRequest grants Action on Resource to a user (UserID) or to
+// every member of a group (GroupID, with UserID 0), optionally only from
+// the networks in CIDRs.
+type EntitlementRequest struct {
+	UserID  int64 `json:"user_id"`
+	GroupID int64 `json:"group_id,omitempty"`
+	// Resource is "mapping:NAME", "system:NAME", "function:NAME", a kind with
+	// "*" ("mapping:*"), or "*".
+	Resource string `json:"resource"`
+	// Action is one of read, submit, cancel, manage, admin.
+	Action string   `json:"action"`
+	CIDRs  []string `json:"cidrs,omitempty"`
 }
 
-// CreateUser creates a user.
-func (c *Client) CreateUser(ctx context.Context, req CreateUserRequest) (*catalog.User, error) {
-	var u catalog.User
-	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/users", body: req}, &u); err != nil {
-		return nil, fmt.Errorf("create user %s: %w", req.Name, err)
+func checkPositive(what string, id int64) error {
+	if id <= 0 {
+		return fmt.Errorf("%s must be a positive number, got %d", what, id)
 	}
-	return &u, nil
+	return nil
 }
 
-// ListUsers returns every user.
-func (c *Client) ListUsers(ctx context.Context) ([]catalog.User, error) {
+func userQuery(userID int64) url.Values {
+	if userID <= 0 {
+		return nil
+	}
+	return url.Values{"user_id": {strconv.FormatInt(userID, 10)}}
+}
+
+// ListUsers returns every user (admins only).
+func (c *Client) ListUsers(ctx context.Context) ([]User, error) {
 	var raw json.RawMessage
 	if err := c.get(ctx, "/api/v1/users", nil, &raw); err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	var us []catalog.User
-	if err := decodeList(raw, "users", &us); err != nil {
+	var out []User
+	if err := decodeList(raw, "users", &out); err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	return us, nil
+	return out, nil
 }
 
-// GetUser returns a user by ID.
-func (c *Client) GetUser(ctx context.Context, id int64) (*catalog.User, error) {
-	var u catalog.User
-	if err := c.get(ctx, fmt.Sprintf("/api/v1/users/%d", id), nil, &u); err != nil {
+// GetUser returns one user (admins only).
+func (c *Client) GetUser(ctx context.Context, id int64) (*User, error) {
+	if err := checkPositive("user id", id); err != nil {
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	var u User
+	if err := c.get(ctx, "/api/v1/users/"+strconv.FormatInt(id, 10), nil, &u); err != nil {
 		return nil, fmt.Errorf("get user %d: %w", id, err)
 	}
 	return &u, nil
 }
 
+// CreateUser creates a user (admins only); a taken name is ErrConflict.
+func (c *Client) CreateUser(ctx context.Context, req UserRequest) (*User, error) {
+	var u User
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/users", body: req}, &u); err != nil {
+		return nil, fmt.Errorf("create user %q: %w", req.Name, err)
+	}
+	return &u, nil
+}
+
+// UpdateUser changes a user's role or disables it (admins only);
+// disabling ends the user's sessions.
+func (c *Client) UpdateUser(ctx context.Context, id int64, patch UserPatch) (*User, error) {
+	if err := checkPositive("user id", id); err != nil {
+		return nil, fmt.Errorf("update user: %w", err)
+	}
+	var u User
+	if _, err := c.do(ctx, request{method: http.MethodPatch, path: "/api/v1/users/" + strconv.FormatInt(id, 10), body: patch, idempotent: true}, &u); err != nil {
+		return nil, fmt.Errorf("update user %d: %w", id, err)
+	}
+	return &u, nil
+}
+
+// CreateToken creates an API token for a user (admins only). The answer's
+// Secret is shown this once. It is never retried, so that no second token
+// is made unseen.
+func (c *Client) CreateToken(ctx context.Context, userID int64, req TokenRequest) (*NewToken, error) {
+	if err := checkPositive("user id", userID); err != nil {
+		return nil, fmt.Errorf("create token: %w", err)
+	}
+	var t NewToken
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/users/" + strconv.FormatInt(userID, 10) + "/tokens", body: req}, &t); err != nil {
+		return nil, fmt.Errorf("create token %q for user %d: %w", req.Name, userID, err)
+	}
+	return &t, nil
+}
+
+// ListTokens returns the tokens of a user, or every token when userID is 0 (admins only).
+func (c *Client) ListTokens(ctx context.Context, userID int64) ([]Token, error) {
+	var raw json.RawMessage
+	if err := c.get(ctx, "/api/v1/tokens", userQuery(userID), &raw); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	var out []Token
+	if err := decodeList(raw, "tokens", &out); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken revokes a token at once (admins only).
+func (c *Client) RevokeToken(ctx context.Context, id int64) error {
+	if err := checkPositive("token id", id); err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/tokens/" + strconv.FormatInt(id, 10), idempotent: true}, nil); err != nil {
+		return fmt.Errorf("revoke token %d: %w", id, err)
+	}
+	return nil
+}
+
+// ListEntitlements returns the entitlements that apply to a user (its own
+// and its groups'), or all when userID is 0 (admins only).
+func (c *Client) ListEntitlements(ctx context.Context, userID int64) ([]Entitlement, error) {
+	var raw json.RawMessage
+	if err := c.get(ctx, "/api/v1/entitlements", userQuery(userID), &raw); err != nil {
+		return nil, fmt.Errorf("list entitlements: %w", err)
+	}
+	var out []Entitlement
+	if err := decodeList(raw, "entitlements", &out); err != nil {
+		return nil, fmt.Errorf("list entitlements: %w", err)
+	}
+	return out, nil
+}
+
+// CreateEntitlement grants an action on a resource to a user or a group
+// (admins only); it applies from the grantee's next request.
+func (c *Client) CreateEntitlement(ctx context.Context, req EntitlementRequest) (*Entitlement, error) {
+	var e Entitlement
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/entitlements", body: req}, &e); err != nil {
+		return nil, fmt.Errorf("grant %s on %s: %w", req.Action, req.Resource, err)
+	}
+	return &e, nil
+}
+
+// DeleteEntitlement withdraws an entitlement (admins only); it stops
+// applying on the grantee's next request.
+func (c *Client) DeleteEntitlement(ctx context.Context, id int64) error {
+	if err := checkPositive("entitlement id", id); err != nil {
+		return fmt.Errorf("delete entitlement: %w", err)
+	}
+	if _, err := c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/entitlements/" + strconv.FormatInt(id, 10), idempotent: true}, nil); err != nil {
+		return fmt.Errorf("delete entitlement %d: %w", id, err)
+	}
+	return nil
+}
+
+// Beyond the admin routes of branch openapi.
+
 // UserByName returns the user named name (catalog.ErrNotFound when none).
-func (c *Client) UserByName(ctx context.Context, name string) (*catalog.User, error) {
+func (c *Client) UserByName(ctx context.Context, name string) (*User, error) {
 	us, err := c.ListUsers(ctx)
 	if err != nil {
 		return nil, err
@@ -91,97 +226,18 @@ func (c *Client) UserByName(ctx context.Context, name string) (*catalog.User, er
 	return nil, fmt.Errorf("user %s: %w", name, catalog.ErrNotFound)
 }
 
-// UpdateUser changes a user's role or disabled flag; disabling ends its sessions.
-func (c *Client) UpdateUser(ctx context.Context, id int64, req UpdateUserRequest) (*catalog.User, error) {
-	var u catalog.User
-	if _, err := c.do(ctx, request{method: http.MethodPatch, path: fmt.Sprintf("/api/v1/users/%d", id), body: req}, &u); err != nil {
-		return nil, fmt.Errorf("update user %d: %w", id, err)
-	}
-	return &u, nil
-}
-
 // SetPassword sets a user's password, which ends the user's sessions.
-// Admins need no current password; users setting their own do.
+// Admins need no current password; users setting their own give it.
 func (c *Client) SetPassword(ctx context.Context, userID int64, password, current string) error {
+	if err := checkPositive("user id", userID); err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
 	body := map[string]string{"password": password}
 	if current != "" {
 		body["current_password"] = current
 	}
-	if _, err := c.do(ctx, request{method: http.MethodPut, path: fmt.Sprintf("/api/v1/users/%d/password", userID), body: body, idempotent: true}, nil); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodPut, path: "/api/v1/users/" + strconv.FormatInt(userID, 10) + "/password", body: body, idempotent: true}, nil); err != nil {
 		return fmt.Errorf("set password of user %d: %w", userID, err)
-	}
-	return nil
-}
-
-// CreateToken creates an API token for a user; expires may be nil.
-func (c *Client) CreateToken(ctx context.Context, userID int64, name string, expires *time.Time) (*NewToken, error) {
-	body := map[string]any{"name": name}
-	if expires != nil {
-		body["expires_at"] = expires.UTC()
-	}
-	var t NewToken
-	if _, err := c.do(ctx, request{method: http.MethodPost, path: fmt.Sprintf("/api/v1/users/%d/tokens", userID), body: body}, &t); err != nil {
-		return nil, fmt.Errorf("create token %s: %w", name, err)
-	}
-	return &t, nil
-}
-
-// ListTokens returns a user's tokens (every user's when userID is 0), without secrets.
-func (c *Client) ListTokens(ctx context.Context, userID int64) ([]catalog.Token, error) {
-	q := url.Values{}
-	if userID != 0 {
-		q.Set("user_id", strconv.FormatInt(userID, 10))
-	}
-	var raw json.RawMessage
-	if err := c.get(ctx, "/api/v1/tokens", q, &raw); err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	var ts []catalog.Token
-	if err := decodeList(raw, "tokens", &ts); err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	return ts, nil
-}
-
-// RevokeToken revokes a token at once.
-func (c *Client) RevokeToken(ctx context.Context, id int64) error {
-	if _, err := c.do(ctx, request{method: http.MethodDelete, path: fmt.Sprintf("/api/v1/tokens/%d", id), idempotent: true}, nil); err != nil {
-		return fmt.Errorf("revoke token %d: %w", id, err)
-	}
-	return nil
-}
-
-// Grant creates an entitlement.
-func (c *Client) Grant(ctx context.Context, req GrantRequest) (*catalog.Entitlement, error) {
-	var e catalog.Entitlement
-	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/entitlements", body: req}, &e); err != nil {
-		return nil, fmt.Errorf("grant %s on %s: %w", req.Action, req.Resource, err)
-	}
-	return &e, nil
-}
-
-// ListEntitlements returns the entitlements that apply to a user (its own
-// and its groups'), or every entitlement when userID is 0.
-func (c *Client) ListEntitlements(ctx context.Context, userID int64) ([]catalog.Entitlement, error) {
-	q := url.Values{}
-	if userID != 0 {
-		q.Set("user_id", strconv.FormatInt(userID, 10))
-	}
-	var raw json.RawMessage
-	if err := c.get(ctx, "/api/v1/entitlements", q, &raw); err != nil {
-		return nil, fmt.Errorf("list entitlements: %w", err)
-	}
-	var es []catalog.Entitlement
-	if err := decodeList(raw, "entitlements", &es); err != nil {
-		return nil, fmt.Errorf("list entitlements: %w", err)
-	}
-	return es, nil
-}
-
-// Revoke deletes an entitlement; it takes effect on the next request.
-func (c *Client) Revoke(ctx context.Context, id int64) error {
-	if _, err := c.do(ctx, request{method: http.MethodDelete, path: fmt.Sprintf("/api/v1/entitlements/%d", id), idempotent: true}, nil); err != nil {
-		return fmt.Errorf("revoke entitlement %d: %w", id, err)
 	}
 	return nil
 }

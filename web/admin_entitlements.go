@@ -87,12 +87,12 @@ func (s *Server) adminEntitlements(c echo.Context) error {
 // grantForm reads the grant form: subject ("user:ID" or "group:ID"),
 // resource_kind (*, system, mapping), resource_name (a name or * for all
 // of the kind), action, and cidrs (separated by commas or spaces).
-func grantForm(c echo.Context) (client.GrantRequest, url.Values, FieldErrors) {
+func grantForm(c echo.Context) (client.EntitlementRequest, url.Values, FieldErrors) {
 	form := url.Values{}
 	for _, f := range []string{"subject", "resource_kind", "resource_name", "action", "cidrs"} {
 		form.Set(f, strings.TrimSpace(c.FormValue(f)))
 	}
-	var req client.GrantRequest
+	var req client.EntitlementRequest
 	fe := FieldErrors{}
 	kind, idText, _ := strings.Cut(form.Get("subject"), ":")
 	id, err := strconv.ParseInt(idText, 10, 64)
@@ -131,7 +131,7 @@ func (s *Server) adminGrant(c echo.Context) error {
 	if fe != nil {
 		return s.loadAdminEntitlements(c, http.StatusUnprocessableEntity, Page{Form: form, Errors: fe})
 	}
-	e, err := s.apiFor(c).Grant(c.Request().Context(), req)
+	e, err := s.apiFor(c).CreateEntitlement(c.Request().Context(), req)
 	if err != nil {
 		if fe, status, ok := formErrors(err); ok {
 			// The API names user_id or group_id; the form has one subject field.
@@ -164,7 +164,7 @@ func (s *Server) adminRevoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.apiFor(c).Revoke(c.Request().Context(), id); err != nil {
+	if err := s.apiFor(c).DeleteEntitlement(c.Request().Context(), id); err != nil {
 		if fe, status, ok := formErrors(err); ok {
 			return s.loadAdminEntitlements(c, status, Page{Errors: fe})
 		}

@@ -76,7 +76,7 @@ func (s *Server) adminCreateToken(c echo.Context) error {
 		end := d.Add(24 * time.Hour) // the token works through the day given
 		expires = &end
 	}
-	tok, err := s.apiFor(c).CreateToken(c.Request().Context(), uid, form.Get("name"), expires)
+	tok, err := s.apiFor(c).CreateToken(c.Request().Context(), uid, client.TokenRequest{Name: form.Get("name"), ExpiresAt: expires})
 	if err != nil {
 		if fe, status, ok := formErrors(err); ok {
 			return s.loadAdminTokens(c, status, Page{Form: form, Errors: fe}, nil)

@@ -36,7 +36,7 @@ func (s *Server) adminUsers(c echo.Context) error {
 
 // adminCreateUser creates a user, with an initial password when one is given.
 func (s *Server) adminCreateUser(c echo.Context) error {
-	req := client.CreateUserRequest{Name: c.FormValue("name"), Role: c.FormValue("role"), Password: c.FormValue("password")}
+	req := client.UserRequest{Name: c.FormValue("name"), Role: c.FormValue("role"), Password: c.FormValue("password")}
 	u, err := s.apiFor(c).CreateUser(c.Request().Context(), req)
 	if err != nil {
 		if fe, status, ok := formErrors(err); ok {
@@ -78,7 +78,7 @@ func (s *Server) adminUserChange(c echo.Context, change func(id int64) (string, 
 func (s *Server) adminSetRole(c echo.Context) error {
 	return s.adminUserChange(c, func(id int64) (string, error) {
 		role := c.FormValue("role")
-		u, err := s.apiFor(c).UpdateUser(c.Request().Context(), id, client.UpdateUserRequest{Role: &role})
+		u, err := s.apiFor(c).UpdateUser(c.Request().Context(), id, client.UserPatch{Role: &role})
 		if err != nil {
 			return "", err
 		}
@@ -90,7 +90,7 @@ func (s *Server) adminSetRole(c echo.Context) error {
 func (s *Server) adminSetDisabled(c echo.Context) error {
 	return s.adminUserChange(c, func(id int64) (string, error) {
 		off := c.FormValue("disabled") == "true"
-		u, err := s.apiFor(c).UpdateUser(c.Request().Context(), id, client.UpdateUserRequest{Disabled: &off})
+		u, err := s.apiFor(c).UpdateUser(c.Request().Context(), id, client.UserPatch{Disabled: &off})
 		if err != nil {
 			return "", err
 		}

@@ -147,7 +147,7 @@ Every change lands in the audit log (weir audit).`,
 			if role != "" && !slices.Contains(catalog.ValidRoles, role) {
 				return withHint(fmt.Errorf("bad --role %q", role), "use one of %s", strings.Join(catalog.ValidRoles, ", "))
 			}
-			req := client.CreateUserRequest{Name: args[0], Role: role}
+			req := client.UserRequest{Name: args[0], Role: role}
 			if withPassword || pw.fromStdin {
 				p, err := pw.read(cmd, "Password for "+args[0], true)
 				if err != nil {
@@ -229,7 +229,7 @@ then the new one, one per line.`,
 	passwd.Flags().BoolVar(&current, "current", false, "set your own password, giving the current one (for non-admins)")
 	passwd.Flags().BoolVar(&passwdIn.fromStdin, "password-stdin", false, "read the password(s) from stdin, one per line")
 
-	update := func(use, short string, patch func(args []string) (client.UpdateUserRequest, error), done string, nargs int, argsHint string) *cobra.Command {
+	update := func(use, short string, patch func(args []string) (client.UserPatch, error), done string, nargs int, argsHint string) *cobra.Command {
 		return &cobra.Command{
 			Use:     use,
 			Short:   short,
@@ -261,18 +261,18 @@ then the new one, one per line.`,
 	}
 	yes, no := true, false
 	disable := update("disable USER", "Disable a user: its tokens and sessions stop working at once",
-		func([]string) (client.UpdateUserRequest, error) { return client.UpdateUserRequest{Disabled: &yes}, nil },
+		func([]string) (client.UserPatch, error) { return client.UserPatch{Disabled: &yes}, nil },
 		"User %s (role %s) disabled; its sessions ended.", 1, "the user's name or ID")
 	enable := update("enable USER", "Enable a disabled user again",
-		func([]string) (client.UpdateUserRequest, error) { return client.UpdateUserRequest{Disabled: &no}, nil },
+		func([]string) (client.UserPatch, error) { return client.UserPatch{Disabled: &no}, nil },
 		"User %s (role %s) enabled.", 1, "the user's name or ID")
 	setRole := update("role USER ROLE", "Set a user's role: viewer, submitter, operator or admin",
-		func(args []string) (client.UpdateUserRequest, error) {
+		func(args []string) (client.UserPatch, error) {
 			if !slices.Contains(catalog.ValidRoles, args[1]) {
-				return client.UpdateUserRequest{}, withHint(fmt.Errorf("bad role %q", args[1]), "use one of %s", strings.Join(catalog.ValidRoles, ", "))
+				return client.UserPatch{}, withHint(fmt.Errorf("bad role %q", args[1]), "use one of %s", strings.Join(catalog.ValidRoles, ", "))
 			}
 			r := args[1]
-			return client.UpdateUserRequest{Role: &r}, nil
+			return client.UserPatch{Role: &r}, nil
 		},
 		"User %s now has the role %s.", 2, "the user's name or ID, and the role")
 	cmd.AddCommand(list, create, passwd, disable, enable, setRole)
