@@ -227,6 +227,7 @@ func (s *Server) routes() {
 	admin := []echo.MiddlewareFunc{s.authenticate, s.requireAdmin, s.checkBody}
 
 	api.GET("/whoami", s.whoami, user...)
+	api.GET("/openapi.json", s.openAPI, user...)
 
 	api.POST("/runs", s.submitRun, user...)
 	api.GET("/runs", s.listRuns, user...)
