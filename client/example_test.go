@@ -34,11 +34,9 @@ func ExampleClient_SubmitRun() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("submitted", run.ID)
+	fmt.Println("submitted a run of", run.Mapping)
 
-	final, err := c.WaitRun(ctx, run.ID, time.Second, func(r client.Run) {
-		fmt.Printf("%s: %d/%d files\n", r.State, r.FilesDone, r.FilesTotal)
-	})
+	final, err := c.WaitRun(ctx, run.ID, 100*time.Millisecond, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -49,7 +47,12 @@ func ExampleClient_SubmitRun() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println("run", final.State)
 	fmt.Printf("delivered %d files, %d bytes\n", m.TotalFiles, m.TotalBytes)
+	// Output:
+	// submitted a run of demo-trades
+	// run succeeded
+	// delivered 2 files, 49 bytes
 }
 
 // Walk every failed run of a mapping, page by page.
