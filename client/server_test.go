@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/weirdata/weir/broker"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/connector"
@@ -37,6 +41,72 @@ func TestMain(m *testing.M) {
 var testServer struct {
 	url, token string
 	store      *catalog.Store
+	ops        *opRecorder
+}
+
+// opRecorder records which operations of the OpenAPI document the server
+// answered, with which statuses.
+type opRecorder struct {
+	doc    *openapi3.T
+	router routers.Router
+	next   http.Handler
+	mu     sync.Mutex
+	seen   map[string]map[int]bool
+}
+
+func newOpRecorder(next http.Handler) (*opRecorder, error) {
+	raw, err := broker.OpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(raw)
+	if err != nil {
+		return nil, err
+	}
+	r, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &opRecorder{doc: doc, router: r, next: next, seen: map[string]map[int]bool{}}, nil
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (o *opRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	route, _, err := o.router.FindRoute(r)
+	o.next.ServeHTTP(sw, r)
+	if err != nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	id := route.Operation.OperationID
+	if o.seen[id] == nil {
+		o.seen[id] = map[int]bool{}
+	}
+	o.seen[id][sw.status] = true
+}
+
+// succeeded reports whether the operation answered a 2xx.
+func (o *opRecorder) succeeded(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for st := range o.seen[id] {
+		if st >= 200 && st < 300 {
+			return true
+		}
+	}
+	return false
 }
 
 const testRegion = "local"
@@ -105,7 +175,11 @@ func startServer() (stop func(), err error) {
 	if _, err := b.Federate(broker.FederationConfig{}, store); err != nil { // serves /api/v1/cluster
 		return nil, err
 	}
-	srv := httptest.NewServer(b.Handler())
+	rec, err := newOpRecorder(b.Handler())
+	if err != nil {
+		return nil, err
+	}
+	srv := httptest.NewServer(rec)
 	mgr := workload.New(workload.Config{Region: testRegion, NodeID: "test-server", LeaseTTL: 2 * time.Second,
 		PollInterval: 50 * time.Millisecond, Logger: quiet}, store)
 	wrk := worker.New(worker.Config{NodeID: "test-worker", Region: testRegion, Version: "test", Slots: 2, Threads: 2,
@@ -115,7 +189,7 @@ func startServer() (stop func(), err error) {
 	wg.Go(func() { _ = mgr.Run(ctx) })
 	wg.Go(func() { _ = wrk.Run(ctx) })
 
-	testServer.url, testServer.token, testServer.store = srv.URL, token, store
+	testServer.url, testServer.token, testServer.store, testServer.ops = srv.URL, token, store, rec
 	os.Setenv("WEIR_SERVER", srv.URL)
 	os.Setenv("WEIR_TOKEN", token)
 	return func() {
