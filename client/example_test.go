@@ -14,7 +14,8 @@ import (
 
 // Submit a run of the demo mapping that `weir dev` creates, wait for it, and
 // print its delivery manifest's totals. WEIR_SERVER and WEIR_TOKEN say where
-// the server is and who calls it.
+// the server is and who calls it (in this package's tests, TestMain starts a
+// real server in-process and sets both).
 func ExampleClient_SubmitRun() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
