@@ -241,6 +241,8 @@ func TestOpenAPIContract(t *testing.T) {
 	call("POST", A+"/runs", "sub", map[string]any{"mapping": "trades", "colour": "red"}, 400)
 	call("POST", A+"/runs", "nobody", tradesRequest("2026-11-20"), 403)
 	call("POST", A+"/runs", "admin", map[string]any{"mapping": "nope"}, 404)
+	fwd := call("POST", A+"/runs", "admin", map[string]any{"mapping": "remote"}, 503) // owned by us-east, whose servers nobody knows
+	require.Contains(t, fwd.String(), "us-east")
 	call("GET", A+"/runs?state=pending&limit=1", "sub", nil, 200)
 	call("GET", A+"/runs?state=sleeping", "sub", nil, 400)
 	call("GET", A+"/runs?mapping=other", "sub", nil, 403)
