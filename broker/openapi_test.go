@@ -283,6 +283,11 @@ func TestOpenAPIContract(t *testing.T) {
 	call("POST", base+"/cancel", "admin", nil, 409)
 	pending := call("POST", A+"/runs", "sub", tradesRequest("2026-11-19"), 201)
 	pending.decode(t, &v)
+	require.NoError(t, s.SetHoldReason(ctx, v.ID, "system src runs 2 of at most 2 runs"))
+	e.clock.Advance(time.Hour)
+	held := call("GET", A+"/runs/"+v.ID, "sub", nil, 200)
+	require.Contains(t, held.String(), `"hold_reason":"system src runs 2 of at most 2 runs"`)
+	call("GET", A+"/health", "viewer", nil, 200)
 	call("POST", A+"/runs/"+v.ID+"/cancel", "viewer", nil, 403)
 	call("POST", A+"/runs/"+v.ID+"/cancel", "admin", nil, 200)
 
