@@ -148,6 +148,16 @@ func TestDashboardOverviewTurnsRedAndExplains(t *testing.T) {
 		t.Errorf("the memory chart shows %d threshold lines, want 1", thr)
 	}
 	screenshot(t, ctx, "node")
+
+	// On a phone the overview fits the screen: no sideways scrolling.
+	err = chromedp.Do(ctx, chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(".tile[data-node]")))
+	if err != nil {
+		t.Fatalf("overview on a phone: %v", err)
+	}
+	if wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)); err != nil || wide {
+		t.Errorf("the overview is wider than a 390 px phone screen (%v)", err)
+	}
+	screenshot(t, ctx, "overview-phone")
 }
 
 // TestDashboardSecurity checks the security of the dashboard against weir
