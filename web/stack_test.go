@@ -139,6 +139,10 @@ func TestSignInSignOutAndSessionCookie(t *testing.T) {
 	resp, _ = replay.get("/")
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "a signed-out session is refused")
 	require.Equal(t, "/signin", resp.Header.Get("Location"))
+	// A stale page's sign-out button still leads to the sign-in page.
+	resp, _ = replay.post("/signout", url.Values{})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "/signin", resp.Header.Get("Location"))
 }
 
 func TestOpenRedirectRefused(t *testing.T) {
