@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -245,4 +246,55 @@ func TestEntitlementNetworksSeeTheBrowserAddress(t *testing.T) {
 	resp, body = b.get("/alerts")
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "the browser at 127.0.0.1 is outside 10.0.0.0/8")
 	require.Contains(t, body, "you may not read alerts", "the API's own message")
+}
+
+// TestDiagnosticsExplainARedNodeAndItsHeldRuns: a node over its CPU
+// threshold, whose host carries a run's source system, shows the metric,
+// the threshold and the held run in its diagnostics.
+func TestDiagnosticsExplainARedNodeAndItsHeldRuns(t *testing.T) {
+	st := newStack(t)
+	admin := st.user("ada", catalog.RoleAdmin)
+	for _, sys := range []*catalog.System{
+		{Name: "src", Kind: catalog.KindFS, Region: "local", Settings: catalog.NewJSON(map[string]string{"root": t.TempDir(), catalog.SystemHostSetting: "w1"})},
+		{Name: "dst", Kind: catalog.KindFS, Region: "local", Settings: catalog.NewJSON(map[string]string{"root": t.TempDir()})},
+	} {
+		require.NoError(t, st.store.CreateSystem(st.ctx, sys))
+	}
+	require.NoError(t, st.store.PutMapping(st.ctx, &catalog.Mapping{Name: "copy", Enabled: true,
+		Source: catalog.NewJSON(catalog.Endpoint{System: "src", Path: "in"}), Target: catalog.NewJSON(catalog.Endpoint{System: "dst", Path: "out"})}))
+	token, _, err := st.store.CreateToken(st.ctx, catalog.CreateTokenParams{UserID: admin.ID, Name: "t"})
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, st.srv.URL+"/api/v1/runs", strings.NewReader(`{"mapping":"copy"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var run struct {
+		ID string `json:"run_id"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&run))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.NoError(t, st.store.SetHoldReason(st.ctx, run.ID, "source host w1 is critical: cpu 12% > 10%"))
+	require.NoError(t, st.store.SetThreshold(st.ctx, &catalog.HealthThreshold{Scope: "node:w1", Metric: catalog.ThresholdCPU, Warn: 5, Crit: 10}))
+
+	b := st.browser()
+	require.Equal(t, http.StatusSeeOther, b.signIn("ada", testPassword).StatusCode)
+	_, body := b.get("/overview/live")
+	require.Contains(t, body, `data-health="red"`)
+	require.Contains(t, body, `href="/diagnostics?node=w1"`, "the red tile leads to its diagnostics")
+	require.Contains(t, body, "in the queue: 1 pending (1 held)")
+
+	resp, body = b.get("/diagnostics?node=w1")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Contains(t, body, `data-metric="cpu"`)
+	require.Regexp(t, `class="threshold">10%`, body)
+	require.Regexp(t, `class="value">12%`, body)
+	require.Contains(t, body, "Systems on this host: src.")
+	require.Contains(t, body, run.ID, "the held run")
+	require.Contains(t, body, "source host w1 is critical")
+
+	_, body = b.get("/diagnostics?region=local")
+	require.Contains(t, body, run.ID, "the region's held runs")
+	require.Contains(t, body, `href="/diagnostics?node=w1"`, "the region's red nodes")
 }
