@@ -298,3 +298,24 @@ func TestDiagnosticsExplainARedNodeAndItsHeldRuns(t *testing.T) {
 	require.Contains(t, body, run.ID, "the region's held runs")
 	require.Contains(t, body, `href="/diagnostics?node=w1"`, "the region's red nodes")
 }
+
+// TestRepeatedWrongPasswordsAreSlowed: the API's sign-in slowdown reaches
+// the form as a message, not an error page.
+func TestRepeatedWrongPasswordsAreSlowed(t *testing.T) {
+	st := newStack(t)
+	st.user("olga", catalog.RoleOperator)
+	b := st.browser()
+	var last *http.Response
+	var body string
+	for i := 0; i < 8; i++ {
+		b.get("/signin")
+		last, body = b.post("/signin", url.Values{"csrf_token": {b.csrf}, "username": {"olga"}, "password": {"wrong-password-123"}})
+		if last.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		require.Equal(t, http.StatusUnauthorized, last.StatusCode)
+	}
+	require.Equal(t, http.StatusTooManyRequests, last.StatusCode, "repeated wrong passwords are slowed")
+	require.Contains(t, body, `id="username"`, "the form is shown again")
+	require.Contains(t, body, `class="error"`)
+}
