@@ -201,6 +201,8 @@ func TestPagesRenderAndRefuseBadInput(t *testing.T) {
 	_, body := b.get(resp.Header.Get("Location"))
 	require.Contains(t, body, fmt.Sprintf("Alert %d acknowledged.", a.ID))
 	require.Contains(t, body, "acknowledged by olga")
+	resp, _ = b.post("/alerts/1/ack", url.Values{"csrf_token": {b.csrf}, "pad": {strings.Repeat("x", 2<<20)}})
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a form over 1 MiB")
 	resp, _ = b.post("/alerts/0/ack", url.Values{"csrf_token": {b.csrf}})
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	resp, _ = b.post("/alerts/999999/ack", url.Values{"csrf_token": {b.csrf}})
