@@ -53,6 +53,16 @@
 // renders with s.renderLive(c, "NAME", page) from the template's "live".
 // Share the loader between the page and its live route (see overview.go).
 //
+// # Tests
+//
+// Pages are tested in process in package web_test (stack_test.go: a real
+// broker on a real SQLite catalog behind the dashboard, over loopback
+// HTTP), and in real Chromium against the weir binary in cmd/weir
+// (web_test.go), with the helpers of cmd/weir/browser_test.go: newBrowser,
+// browserSignIn, pollJS (wait for a condition without reloading) and
+// screenshot (saved under WEIR_ARTIFACTS). A browser test skips without
+// Chromium unless WEIR_REQUIRE_BROWSER is set.
+//
 // # Security
 //
 // Every answer carries a Content-Security-Policy allowing only 'self',

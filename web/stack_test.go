@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -139,6 +140,10 @@ func TestSignInSignOutAndSessionCookie(t *testing.T) {
 	resp, _ = replay.get("/")
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "a signed-out session is refused")
 	require.Equal(t, "/signin", resp.Header.Get("Location"))
+	// A stale page's sign-out button still leads to the sign-in page.
+	resp, _ = replay.post("/signout", url.Values{})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "/signin", resp.Header.Get("Location"))
 }
 
 func TestOpenRedirectRefused(t *testing.T) {
@@ -196,6 +201,8 @@ func TestPagesRenderAndRefuseBadInput(t *testing.T) {
 	_, body := b.get(resp.Header.Get("Location"))
 	require.Contains(t, body, fmt.Sprintf("Alert %d acknowledged.", a.ID))
 	require.Contains(t, body, "acknowledged by olga")
+	resp, _ = b.post("/alerts/1/ack", url.Values{"csrf_token": {b.csrf}, "pad": {strings.Repeat("x", 2<<20)}})
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a form over 1 MiB")
 	resp, _ = b.post("/alerts/0/ack", url.Values{"csrf_token": {b.csrf}})
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	resp, _ = b.post("/alerts/999999/ack", url.Values{"csrf_token": {b.csrf}})
@@ -241,4 +248,76 @@ func TestEntitlementNetworksSeeTheBrowserAddress(t *testing.T) {
 	resp, body = b.get("/alerts")
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "the browser at 127.0.0.1 is outside 10.0.0.0/8")
 	require.Contains(t, body, "you may not read alerts", "the API's own message")
+}
+
+// TestDiagnosticsExplainARedNodeAndItsHeldRuns: a node over its CPU
+// threshold, whose host carries a run's source system, shows the metric,
+// the threshold and the held run in its diagnostics.
+func TestDiagnosticsExplainARedNodeAndItsHeldRuns(t *testing.T) {
+	st := newStack(t)
+	admin := st.user("ada", catalog.RoleAdmin)
+	for _, sys := range []*catalog.System{
+		{Name: "src", Kind: catalog.KindFS, Region: "local", Settings: catalog.NewJSON(map[string]string{"root": t.TempDir(), catalog.SystemHostSetting: "w1"})},
+		{Name: "dst", Kind: catalog.KindFS, Region: "local", Settings: catalog.NewJSON(map[string]string{"root": t.TempDir()})},
+	} {
+		require.NoError(t, st.store.CreateSystem(st.ctx, sys))
+	}
+	require.NoError(t, st.store.PutMapping(st.ctx, &catalog.Mapping{Name: "copy", Enabled: true,
+		Source: catalog.NewJSON(catalog.Endpoint{System: "src", Path: "in"}), Target: catalog.NewJSON(catalog.Endpoint{System: "dst", Path: "out"})}))
+	token, _, err := st.store.CreateToken(st.ctx, catalog.CreateTokenParams{UserID: admin.ID, Name: "t"})
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, st.srv.URL+"/api/v1/runs", strings.NewReader(`{"mapping":"copy"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var run struct {
+		ID string `json:"run_id"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&run))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.NoError(t, st.store.SetHoldReason(st.ctx, run.ID, "source host w1 is critical: cpu 12% > 10%"))
+	require.NoError(t, st.store.SetThreshold(st.ctx, &catalog.HealthThreshold{Scope: "node:w1", Metric: catalog.ThresholdCPU, Warn: 5, Crit: 10}))
+
+	b := st.browser()
+	require.Equal(t, http.StatusSeeOther, b.signIn("ada", testPassword).StatusCode)
+	_, body := b.get("/overview/live")
+	require.Contains(t, body, `data-health="red"`)
+	require.Contains(t, body, `href="/diagnostics?node=w1"`, "the red tile leads to its diagnostics")
+	require.Contains(t, body, "in the queue: 1 pending (1 held)")
+
+	resp, body = b.get("/diagnostics?node=w1")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Contains(t, body, `data-metric="cpu"`)
+	require.Regexp(t, `class="threshold">10%`, body)
+	require.Regexp(t, `class="value">12%`, body)
+	require.Contains(t, body, "Systems on this host: src.")
+	require.Contains(t, body, run.ID, "the held run")
+	require.Contains(t, body, "source host w1 is critical")
+
+	_, body = b.get("/diagnostics?region=local")
+	require.Contains(t, body, run.ID, "the region's held runs")
+	require.Contains(t, body, `href="/diagnostics?node=w1"`, "the region's red nodes")
+}
+
+// TestRepeatedWrongPasswordsAreSlowed: the API's sign-in slowdown reaches
+// the form as a message, not an error page.
+func TestRepeatedWrongPasswordsAreSlowed(t *testing.T) {
+	st := newStack(t)
+	st.user("olga", catalog.RoleOperator)
+	b := st.browser()
+	var last *http.Response
+	var body string
+	for i := 0; i < 8; i++ {
+		b.get("/signin")
+		last, body = b.post("/signin", url.Values{"csrf_token": {b.csrf}, "username": {"olga"}, "password": {"wrong-password-123"}})
+		if last.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		require.Equal(t, http.StatusUnauthorized, last.StatusCode)
+	}
+	require.Equal(t, http.StatusTooManyRequests, last.StatusCode, "repeated wrong passwords are slowed")
+	require.Contains(t, body, `id="username"`, "the form is shown again")
+	require.Contains(t, body, `class="error"`)
 }
