@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"testing"
 
@@ -102,4 +103,28 @@ func TestAccountsAgainstARealBroker(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Entries, 2)
 	require.NotZero(t, page.NextCursor)
+}
+
+// csrfHeader adds the session's CSRF token to unsafe requests, as the
+// dashboard does for the browser.
+type csrfHeader struct{ token string }
+
+func (h *csrfHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	if h.token != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		r = r.Clone(r.Context())
+		r.Header.Set(catalog.SessionCSRFHeader, h.token)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// newSessionClient is a client without a token that keeps the session
+// cookie and sends the CSRF token once it is set.
+func newSessionClient(t *testing.T, url string) (*client.Client, *csrfHeader) {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	h := &csrfHeader{}
+	c, err := client.New(url, "", client.WithHTTPClient(&http.Client{Jar: jar, Transport: h}))
+	require.NoError(t, err)
+	return c, h
 }
