@@ -187,7 +187,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 	if err != nil {
 		return nil, "", err
 	}
-	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "broker")}, s.store)
+	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "broker"), Metrics: s.reg}, s.store)
 	api, err := bindListener(f.listen, "--listen")
 	if err != nil {
 		return nil, "", err
@@ -201,13 +201,13 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		return nil, "", err
 	}
 	if err := s.add(ServiceAPI, func() (func(context.Context) error, error) {
-		return serveHTTP(api, withAgent(b.Handler(), agent), s.log.With("component", "http")), nil
+		return serveHTTP(api, withMetrics(withAgent(b.Handler(), agent), s.metrics()), s.log.With("component", "http")), nil
 	}); err != nil {
 		api.close()
 		return nil, "", err
 	}
 	wcfg := workload.Config{Region: f.region, NodeID: s.node, MaxActiveRuns: f.maxActiveRuns,
-		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, MaxHold: f.maxHold, Logger: s.log.With("component", "workload")}
+		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, MaxHold: f.maxHold, Logger: s.log.With("component", "workload"), Metrics: s.reg}
 	if err := s.add(ServiceWorkload, func() (func(context.Context) error, error) {
 		return workload.New(wcfg, s.store).Run, nil
 	}); err != nil {
@@ -243,7 +243,7 @@ func (s *stack) addWorker(f *serviceFlags, roles []string, address string) error
 		return err
 	}
 	cfg := worker.Config{NodeID: s.node, Region: f.region, Address: address, Version: version(), Roles: roles,
-		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, HighLoad: f.highLoad, Logger: s.base.With("component", "worker")}
+		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, HighLoad: f.highLoad, Logger: s.base.With("component", "worker"), Metrics: s.reg}
 	return s.add(ServiceWorker, func() (func(context.Context) error, error) {
 		return worker.New(cfg, s.store, connector.Default()).Run, nil
 	})
