@@ -206,6 +206,16 @@ func TestMetricsAfterARun(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want %s", tc.name, tc.labels, v, ok, tc.says)
 		}
 	}
+	// The README lists every metric.
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range after {
+		if strings.HasPrefix(name, "weir_") && !strings.Contains(string(readme), name) {
+			t.Errorf("README's Metrics section does not list %s", name)
+		}
+	}
 	if v, ok := value(before, "weir_bytes_moved_total", map[string]string{"direction": "written"}); ok && v != 0 {
 		t.Errorf("bytes written before the run: %v", v)
 	}
