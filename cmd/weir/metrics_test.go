@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -265,5 +270,68 @@ func TestWorkerServesMetricsOnItsAgentListener(t *testing.T) {
 	// The agent's commands still answer on the same listener.
 	if code, out := agentCall(t, n.Address, c.token, "no-such-command", map[string]any{}); code != http.StatusNotFound {
 		t.Errorf("agent command on the metrics listener: %d %v", code, out)
+	}
+}
+
+// authFunc is an authenticator made of a function.
+type authFunc func(ctx context.Context, raw string) (*catalog.Principal, error)
+
+func (f authFunc) Authenticate(ctx context.Context, raw string) (*catalog.Principal, error) {
+	return f(ctx, raw)
+}
+
+func TestMetricsHandlerRefusals(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_test_total", Help: "A test counter."}))
+	catalogDown := errors.New("connection refused")
+	auth := authFunc(func(_ context.Context, raw string) (*catalog.Principal, error) {
+		switch raw {
+		case "good":
+			return &catalog.Principal{User: catalog.User{Name: "viewer", Role: catalog.RoleViewer}}, nil
+		case "down":
+			return nil, catalogDown
+		}
+		return nil, &catalog.AuthError{Reason: "unknown token"}
+	})
+	h := metricsHandler(reg, auth, slog.New(slog.DiscardHandler))
+	for _, tc := range []struct {
+		method, header string
+		status         int
+		code           string
+	}{
+		{"GET", "Bearer good", 200, ""},
+		{"HEAD", "Bearer good", 200, ""},
+		{"GET", "", 401, "unauthenticated"},
+		{"GET", "Basic Z29vZA==", 401, "unauthenticated"},
+		{"GET", "Bearer ", 401, "unauthenticated"},
+		{"GET", "Bearer wrong", 401, "unauthenticated"},
+		{"GET", "Bearer down", 503, "unavailable"},
+		{"POST", "Bearer good", 405, "method_not_allowed"},
+	} {
+		req := httptest.NewRequest(tc.method, MetricsPath, nil)
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Errorf("%s with %q: %d, want %d", tc.method, tc.header, rec.Code, tc.status)
+			continue
+		}
+		body := rec.Body.String()
+		if tc.code != "" {
+			var e struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code != tc.code || e.Error.Message == "" {
+				t.Errorf("%s with %q: body %s, want error code %s", tc.method, tc.header, body, tc.code)
+			}
+			if strings.Contains(body, "weir_test_total") || strings.Contains(body, "connection refused") {
+				t.Errorf("%s with %q leaked %s", tc.method, tc.header, body)
+			}
+		} else if tc.method == "GET" && !strings.Contains(body, "weir_test_total 0") {
+			t.Errorf("GET with a good token: %s", body)
+		}
 	}
 }
