@@ -62,7 +62,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 	}
 	for _, check := range []func() error{f.checkNode, f.checkServer, f.checkWorker} {
 		if err := check(); err != nil {
-			return err
+			return usageErr(err)
 		}
 	}
 	dataDir, err := filepath.Abs(g.dataDir)
