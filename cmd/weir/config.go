@@ -26,8 +26,9 @@ const EnvConfig = "WEIR_CONFIG"
 var configCommands = []string{"server", "worker", "agent", "dev", "migrate"}
 
 // configSkipped are flags a configuration file does not set: they are about
-// one command line, not about a node.
-var configSkipped = map[string]bool{"help": true, "config": true, "output": true, "quiet": true}
+// one command line, not about a node (--server and --token are the client
+// commands' and unused by the services).
+var configSkipped = map[string]bool{"help": true, "config": true, "output": true, "quiet": true, "server": true, "token": true}
 
 // configEnvAliases are the environment variables of list flags whose names
 // predate the WEIR_<FLAG_NAME> rule (they hold several values).
@@ -53,7 +54,7 @@ var secretSettings = []secretSetting{
 }
 
 // maskedFlags are flags whose values are secrets.
-var maskedFlags = map[string]bool{"token": true}
+var maskedFlags = map[string]bool{}
 
 // Sources of a setting, in the order they win.
 const (
@@ -249,8 +250,9 @@ type setting struct {
 // applyConfig completes cmd's flags from the environment (WEIR_<FLAG_NAME>)
 // and then the file, for those not given on the command line, through the
 // flags' own parsers; it sets secret settings from the file into their
-// environment variables when unset. It returns every setting with its source.
-func applyConfig(cmd *cobra.Command, cf *configFile) ([]setting, error) {
+// environment variables when unset and export is true. It returns every
+// setting with its source.
+func applyConfig(cmd *cobra.Command, cf *configFile, export bool) ([]setting, error) {
 	var out []setting
 	var firstErr error
 	name := cmd.Name()
@@ -302,8 +304,10 @@ func applyConfig(cmd *cobra.Command, cf *configFile) ([]setting, error) {
 				return nil, cf.errAt(e.line, "give the secret as one string", "key %q must be a non-empty single value", sec.key)
 			}
 			// The components read the secret from its variable.
-			if err := os.Setenv(sec.env, e.value.Value); err != nil {
-				return nil, fmt.Errorf("set %s: %w", sec.env, err)
+			if export {
+				if err := os.Setenv(sec.env, e.value.Value); err != nil {
+					return nil, fmt.Errorf("set %s: %w", sec.env, err)
+				}
 			}
 			s.Source, s.Value = SourceFile, mask(e.value.Value)
 		}
@@ -497,8 +501,9 @@ func configPath(cmd *cobra.Command) string {
 }
 
 // resolveConfig loads the configuration file of cmd, if any, and applies
-// it with the environment under cmd's flags.
-func resolveConfig(cmd *cobra.Command) ([]setting, string, error) {
+// it with the environment under cmd's flags; export sets the file's secrets
+// into their environment variables, for the command about to run.
+func resolveConfig(cmd *cobra.Command, export bool) ([]setting, string, error) {
 	path := configPath(cmd)
 	var cf *configFile
 	if path != "" {
@@ -507,7 +512,7 @@ func resolveConfig(cmd *cobra.Command) ([]setting, string, error) {
 			return nil, path, err
 		}
 	}
-	settings, err := applyConfig(cmd, cf)
+	settings, err := applyConfig(cmd, cf, export)
 	return settings, path, err
 }
 
@@ -517,7 +522,7 @@ func bindConfigFlag(cmd *cobra.Command) {
 	cmd.Flags().String("config", "", "YAML file of settings, one \"flag-name: value\" per line; flags and WEIR_* variables override it (env "+EnvConfig+")")
 	run := cmd.PreRunE
 	cmd.PreRunE = func(c *cobra.Command, args []string) error {
-		if _, _, err := resolveConfig(c); err != nil {
+		if _, _, err := resolveConfig(c, true); err != nil {
 			return err
 		}
 		if run != nil {
@@ -543,7 +548,8 @@ with: every flag and secret setting, its value and where it came from
 command line of the service win over WEIR_<FLAG_NAME> variables, which win
 over the file (--config or WEIR_CONFIG), which wins over the defaults.
 
-The YAML output (the default) is itself a valid configuration file.
+The YAML output (the default) is a configuration file: secret settings
+are comments, and masked parts of values (xxxxx) must be filled in.
 
   weir config print server --config /etc/weir/weir.yaml
   WEIR_CONFIG=/etc/weir/weir.yaml weir config print worker -o json`,
@@ -575,7 +581,7 @@ The YAML output (the default) is itself a valid configuration file.
 			if err := c.ParseFlags(cfgArgs); err != nil {
 				return usageErr(err)
 			}
-			settings, file, err := resolveConfig(c)
+			settings, file, err := resolveConfig(c, false)
 			if err != nil {
 				return err
 			}
@@ -603,7 +609,18 @@ func printConfigYAML(w io.Writer, target, file string, settings []setting) error
 		from = "file " + file
 	}
 	doc.HeadComment = fmt.Sprintf("Effective settings of weir %s (%s); the comment says where each comes from.\nFlags win over WEIR_<FLAG_NAME> variables, which win over the file, which wins over the defaults.", target, from)
+	var secrets []string
 	for _, s := range settings {
+		if isSecretSetting(s.Key) {
+			// Secret settings stay comments: a masked value read back
+			// would replace the secret.
+			v := s.Value.(string)
+			if v == "" {
+				v = "(not set)"
+			}
+			secrets = append(secrets, fmt.Sprintf("%s: %s  # %s (%s)", s.Key, v, s.Source, s.Env))
+			continue
+		}
 		k := &yaml.Node{Kind: yaml.ScalarNode, Value: s.Key}
 		var v *yaml.Node
 		switch val := s.Value.(type) {
@@ -621,12 +638,19 @@ func printConfigYAML(w io.Writer, target, file string, settings []setting) error
 		v.LineComment = s.Source + " (" + s.Env + ")"
 		doc.Content = append(doc.Content, k, v)
 	}
+	if len(secrets) > 0 {
+		doc.FootComment = "Secret settings, masked (set them in the file or their variable):\n" + strings.Join(secrets, "\n")
+	}
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
 	if err := enc.Encode(doc); err != nil {
 		return fmt.Errorf("encode YAML output: %w", err)
 	}
 	return enc.Close()
+}
+
+func isSecretSetting(key string) bool {
+	return slices.ContainsFunc(secretSettings, func(s secretSetting) bool { return s.key == key })
 }
 
 // shownTag keeps numbers unquoted in the YAML output.
