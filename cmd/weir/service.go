@@ -178,7 +178,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 	if err != nil {
 		return nil, "", err
 	}
-	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "broker")}, s.store)
+	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.base}, s.store) // it names its component and node
 	api, err := bindListener(f.listen, "--listen")
 	if err != nil {
 		return nil, "", err
@@ -207,7 +207,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 	}
 	// The scheduler fires the region's schedules while this node holds the
 	// manager's lease, through the broker's own submission path.
-	scfg := workload.SchedulerConfig{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "scheduler")}
+	scfg := workload.SchedulerConfig{Region: f.region, NodeID: s.node, Logger: s.base.With("component", "scheduler")} // it names its node
 	if err := s.add(ServiceScheduler, func() (func(context.Context) error, error) {
 		return workload.NewScheduler(scfg, s.store, b).Run, nil
 	}); err != nil {
