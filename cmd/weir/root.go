@@ -74,6 +74,7 @@ variables, which win over the file. See ` + "`weir config print --help`" + `.
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	root.SuggestionsMinimumDistance = 2
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr(withHint(err, "see `%s --help` for its flags", c.CommandPath()))
 	})
