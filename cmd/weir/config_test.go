@@ -261,3 +261,23 @@ func TestSuggest(t *testing.T) {
 	assert.Equal(t, "x", suggest("colour", keys, "x"))
 	assert.Equal(t, 3, editDistance("kitten", "sitting"))
 }
+
+// TestReadmeConfigExample: the README's example file is accepted by every
+// command it has a section for, with the sources it promises.
+func TestReadmeConfigExample(t *testing.T) {
+	clearWeirEnv(t)
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(b), "```yaml\n# /etc/weir/weir.yaml\n")
+	require.True(t, ok, "the README has the example configuration file")
+	example, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	p := writeConfig(t, example)
+	srv := printConfig(t, "server", "--config", p)
+	assert.Equal(t, "0.0.0.0:8080", srv.get(t, "listen").Value)
+	assert.Equal(t, "postgres://weir:xxxxx@db.internal:5432/weir", srv.get(t, "catalog").Value)
+	assert.Equal(t, SourceFile, srv.get(t, "federation-secret").Source)
+	wrk := printConfig(t, "worker", "--config", p)
+	assert.Equal(t, "4", wrk.get(t, "slots").Value)
+	assert.Equal(t, []any{"/data", "/var/lib/weir"}, wrk.get(t, "disk-path").Value)
+}

@@ -20,9 +20,25 @@ type buildInfo struct {
 	Arch      string `json:"arch"`
 }
 
+// Build stamps a packager may set with -ldflags "-X main.buildVersion=v1.2.3
+// -X main.buildCommit=... -X main.buildDate=...", for builds without the VCS
+// (a source tarball); they win over what the Go toolchain recorded.
+var buildVersion, buildCommit, buildDate string
+
 // readBuildInfo returns this binary's build information; what the build did
 // not record is "unknown".
 func readBuildInfo() buildInfo {
+	b := toolchainBuildInfo()
+	for dst, src := range map[*string]string{&b.Version: buildVersion, &b.Commit: buildCommit, &b.BuildDate: buildDate} {
+		if src != "" {
+			*dst = src
+		}
+	}
+	return b
+}
+
+// toolchainBuildInfo is what the Go toolchain recorded in the binary.
+func toolchainBuildInfo() buildInfo {
 	b := buildInfo{Version: "dev", Commit: "unknown", BuildDate: "unknown", GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
