@@ -42,7 +42,7 @@ dispatcher agent's commands answer on the API's address.
 
   weir dev
   weir submit demo-trades -p business_date=2026-11-20 --wait`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), g, f)
 		},

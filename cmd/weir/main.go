@@ -66,6 +66,36 @@ func exitCode(err error) int {
 	return ExitError
 }
 
+// fallbackHint is the hint of an error that came without one, by its kind.
+func fallbackHint(err error) string {
+	var ce *client.ConnError
+	var ae *client.APIError
+	switch {
+	case errors.As(err, &ce):
+		return "check --server / WEIR_SERVER and that the server is up"
+	case errors.As(err, &ae):
+		switch {
+		case ae.Status == http.StatusUnauthorized:
+			return "check --token / WEIR_TOKEN"
+		case ae.Status == http.StatusForbidden:
+			return "ask an admin for the entitlement (`weir whoami` shows your grants)"
+		case ae.Status == http.StatusNotFound:
+			return "check the name or id; the list commands show what exists"
+		case ae.Status == http.StatusConflict:
+			return "someone changed it meanwhile; look at it again and retry"
+		case ae.Status >= 500:
+			return "the server failed; its log has the details"
+		case ae.Status >= 400:
+			return "fix the request as the message says; see the command's --help"
+		}
+	case errors.As(err, new(*usageError)):
+		return "see `weir --help`"
+	case errors.Is(err, context.Canceled):
+		return "the command was interrupted"
+	}
+	return ""
+}
+
 // usageError is a mistake on the command line or in the configuration:
 // the command did not start. It exits with ExitUsage.
 type usageError struct{ err error }
@@ -111,6 +141,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	var h interface{ Hint() string }
 	if errors.As(err, &h) && h.Hint() != "" {
 		fmt.Fprintf(m.Stderr, "Hint: %s\n", h.Hint())
+	} else if hint := fallbackHint(err); hint != "" {
+		fmt.Fprintf(m.Stderr, "Hint: %s\n", hint)
 	}
 	return exitCode(err)
 }

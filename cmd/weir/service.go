@@ -147,7 +147,7 @@ func newMigrateCmd(g *globals) *cobra.Command {
 forward-only; concurrent runs on PostgreSQL wait for each other.
 
   weir migrate --catalog postgres://postgres@127.0.0.1:5432/weir`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := f.logger(os.Stderr)
 			if err != nil {
@@ -328,7 +328,7 @@ host every --sample-interval; alerts go to each --alert-webhook.
       --alert-webhook https://hooks.example.com/weir --alert-min-severity warning
 
 WEIR_ADMIN_TOKEN, when set, makes sure an admin user with that token exists.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log, err := f.logger(os.Stderr)
@@ -407,7 +407,7 @@ host name is not how others reach it) to let other hosts call it.
 
   weir worker --catalog postgres://postgres@127.0.0.1:5432/weir --slots 4
   weir worker --agent-listen 0.0.0.0:7071 --disk-path /data --command exporter=/usr/bin/node_exporter`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log, err := f.logger(os.Stderr)
