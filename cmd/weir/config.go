@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/weirdata/weir/broker"
 	gossip "github.com/weirdata/weir/cluster"
 	"go.yaml.in/yaml/v3"
 )
@@ -43,14 +44,20 @@ var configEnvAliases = map[string]string{
 type secretSetting struct {
 	key      string
 	env      string
-	commands []string // the commands that read it
+	commands []string           // the commands that read it
+	check    func(string) error // the parser of the component that reads it, if any
+	hint     string
 }
 
 var secretSettings = []secretSetting{
-	{"admin-token", "WEIR_ADMIN_TOKEN", []string{"server", "dev"}},
-	{"gossip-key", gossip.EnvGossipKey, []string{"server", "worker", "agent", "dev"}},
-	{"federation-secret", EnvFederationSecret, []string{"server", "dev"}},
-	{"alert-webhook-secret", "WEIR_ALERT_WEBHOOK_SECRET", []string{"server", "dev"}},
+	{key: "admin-token", env: "WEIR_ADMIN_TOKEN", commands: []string{"server", "dev"}},
+	{key: "gossip-key", env: gossip.EnvGossipKey, commands: []string{"server", "worker", "agent", "dev"},
+		check: func(v string) error { _, err := gossip.ParseGossipKey(v); return err },
+		hint:  "give 16, 24 or 32 random bytes in base64, the same on every node: `openssl rand -base64 32`"},
+	{key: "federation-secret", env: EnvFederationSecret, commands: []string{"server", "dev"},
+		check: func(v string) error { _, err := broker.ParseFederationSecrets(v); return err },
+		hint:  "set the same random secret on every server of every region, such as `openssl rand -hex 32`"},
+	{key: "alert-webhook-secret", env: "WEIR_ALERT_WEBHOOK_SECRET", commands: []string{"server", "dev"}},
 }
 
 // maskedFlags are flags whose values are secrets.
@@ -302,6 +309,11 @@ func applyConfig(cmd *cobra.Command, cf *configFile, export bool) ([]setting, er
 		} else if e, ok := cf.lookup(name, sec.key); ok {
 			if e.value.Kind != yaml.ScalarNode || e.value.Tag == "!!null" || e.value.Value == "" {
 				return nil, cf.errAt(e.line, "give the secret as one string", "key %q must be a non-empty single value", sec.key)
+			}
+			if sec.check != nil {
+				if err := sec.check(e.value.Value); err != nil { // the message never holds the value
+					return nil, cf.errAt(e.line, sec.hint, "bad value for key %q: %v", sec.key, err)
+				}
 			}
 			// The components read the secret from its variable.
 			if export {

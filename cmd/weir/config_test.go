@@ -88,6 +88,7 @@ func TestConfigBadFilesStopTheStart(t *testing.T) {
 		{"top is a list", "- slots\n", []string{"the file must be a mapping of keys to values, not a list"}},
 		{"not YAML", "slots: [1,\n", []string{"config file", "yaml: line", "Hint: the file must be YAML"}},
 		{"empty secret", "gossip-key: ''\n", []string{`key "gossip-key" must be a non-empty single value`}},
+		{"bad gossip key", "gossip-key: c2hvcnQ=\n", []string{`line 1: bad value for key "gossip-key": parse gossip key: is 5 bytes`, "Hint: give 16, 24 or 32 random bytes"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +105,7 @@ func TestConfigBadFilesStopTheStart(t *testing.T) {
 				for _, w := range tc.want {
 					assert.Contains(t, stderr, w, args)
 				}
+				assert.NotContains(t, stderr, "c2hvcnQ", "a secret reached the error output")
 			}
 		})
 	}
@@ -227,13 +229,13 @@ func TestConfigPrintMasksSecrets(t *testing.T) {
 	p := writeConfig(t, `
 catalog: postgres://weir:catalog-pw-123@db.example.com:5432/weir?sslmode=disable
 gossip-key: Z29zc2lwLWtleS1zZWNyZXQtNzg5MDEyMzQ1Njc4OTA=
-federation-secret: fed-secret-789
+federation-secret: fed-secret-789-0123456789abcdef0123456789
 admin-token: weir_admin_abc
 alert-webhook:
   - https://hook-user:hook-pw-def@hooks.example.com/weir?sig=hook-query-ghi
 `)
 	t.Setenv("WEIR_ALERT_WEBHOOK_SECRET", "webhook-secret-jkl")
-	secrets := []string{"catalog-pw-123", "Z29zc2lwLWtleS1zZWNyZXQtNzg5MDEyMzQ1Njc4OTA=", "fed-secret-789",
+	secrets := []string{"catalog-pw-123", "Z29zc2lwLWtleS1zZWNyZXQtNzg5MDEyMzQ1Njc4OTA=", "fed-secret-789-0123456789abcdef0123456789",
 		"weir_admin_abc", "hook-pw-def", "hook-query-ghi", "webhook-secret-jkl"}
 	for _, format := range []string{"yaml", "json"} {
 		code, out, stderr := runMain(t, "config", "print", "server", "--config", p, "-o", format)
@@ -276,7 +278,7 @@ func TestReadmeConfigExample(t *testing.T) {
 	srv := printConfig(t, "server", "--config", p)
 	assert.Equal(t, "0.0.0.0:8080", srv.get(t, "listen").Value)
 	assert.Equal(t, "postgres://weir:xxxxx@db.internal:5432/weir", srv.get(t, "catalog").Value)
-	assert.Equal(t, SourceFile, srv.get(t, "federation-secret").Source)
+	assert.Equal(t, SourceDefault, srv.get(t, "federation-secret").Source)
 	wrk := printConfig(t, "worker", "--config", p)
 	assert.Equal(t, "4", wrk.get(t, "slots").Value)
 	assert.Equal(t, []any{"/data", "/var/lib/weir"}, wrk.get(t, "disk-path").Value)
