@@ -42,6 +42,13 @@ func TestVersion(t *testing.T) {
 	assert.True(t, strings.HasPrefix(out, "weir "+b.Version+"\n"), out)
 	assert.Contains(t, out, "platform:   "+runtime.GOOS+"/"+runtime.GOARCH)
 
+	// A packager's -ldflags -X stamps win over what the toolchain recorded.
+	buildVersion, buildCommit, buildDate = "v1.2.3", "0123456789abcdef", "2026-11-29T12:00:00Z"
+	t.Cleanup(func() { buildVersion, buildCommit, buildDate = "", "", "" })
+	code, out, _ = runMain(t, "version")
+	require.Equal(t, ExitOK, code)
+	assert.Contains(t, out, "weir v1.2.3\ncommit:     0123456789abcdef\nbuild date: 2026-11-29T12:00:00Z\n")
+
 	code, _, stderr = runMain(t, "version", "extra")
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, stderr, `weir version takes no arguments, got "extra"`)
