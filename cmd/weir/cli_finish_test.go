@@ -95,6 +95,9 @@ func TestExitCodes(t *testing.T) {
 		{"unknown command", f.url(), []string{"sumbit"}, ExitUsage, "did you mean `weir submit`?"},
 		{"unknown flag", f.url(), []string{"runs", "list", "--colour"}, ExitUsage, "see `weir runs list --help`"},
 		{"bad flag value", f.url(), []string{"runs", "list", "--limit", "many"}, ExitUsage, "see `weir runs list --help`"},
+		{"bad alert id", f.url(), []string{"alerts", "ack", "x"}, ExitUsage, "the number in the ID column"},
+		{"bad severity", f.url(), []string{"alerts", "list", "--severity", "loud"}, ExitUsage, "use one of"},
+		{"bad threshold metric", f.url(), []string{"thresholds", "set", "default", "heat", "--warn", "1"}, ExitUsage, "use one of"},
 		{"not found", f.url(), []string{"runs", "show", "017635551234500099999999"}, ExitNotFound, "`weir runs list`"},
 		{"unreachable", "http://127.0.0.1:1", []string{"runs", "list"}, ExitUnreachable, "is the server running"},
 	}
