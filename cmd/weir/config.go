@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
@@ -525,7 +526,28 @@ func resolveConfig(cmd *cobra.Command, export bool) ([]setting, string, error) {
 		}
 	}
 	settings, err := applyConfig(cmd, cf, export)
+	if err == nil && export && cf.holdsSecrets() {
+		if st, serr := os.Stat(path); serr == nil && st.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "Warning: config file %s holds secrets and is readable by others (mode %04o); chmod 600 it\n", path, st.Mode().Perm())
+		}
+	}
 	return settings, path, err
+}
+
+// holdsSecrets reports whether the file sets a secret setting or a catalog
+// DSN with a password.
+func (cf *configFile) holdsSecrets() bool {
+	if cf == nil {
+		return false
+	}
+	for _, m := range append([]map[string]configEntry{cf.top}, slices.Collect(maps.Values(cf.sections))...) {
+		for k, e := range m {
+			if isSecretSetting(k) || (k == "catalog" && e.value.Kind == yaml.ScalarNode && redactDSN(e.value.Value) != e.value.Value) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // bindConfigFlag adds --config to a configurable command and resolves its

@@ -283,3 +283,25 @@ func TestReadmeConfigExample(t *testing.T) {
 	assert.Equal(t, "4", wrk.get(t, "slots").Value)
 	assert.Equal(t, []any{"/data", "/var/lib/weir"}, wrk.get(t, "disk-path").Value)
 }
+
+// TestConfigWarnsWhenSecretsAreReadable: a file with secrets that others
+// may read still works, with a warning naming it.
+func TestConfigWarnsWhenSecretsAreReadable(t *testing.T) {
+	clearWeirEnv(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "c.db")
+	p := writeConfig(t, "catalog: "+db+"\n")
+	code, _, stderr := runMain(t, "migrate", "--config", p)
+	require.Equal(t, ExitOK, code, stderr)
+	require.NoError(t, os.Chmod(p, 0o644))
+	code, _, stderr = runMain(t, "migrate", "--config", p)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.NotContains(t, stderr, "Warning", "no secret in the file")
+
+	s := writeConfig(t, "catalog: "+db+"\nfederation-secret: "+strings.Repeat("f", 40)+"\n")
+	require.NoError(t, os.Chmod(s, 0o640))
+	code, _, stderr = runMain(t, "migrate", "--config", s)
+	require.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stderr, "Warning: config file "+s+" holds secrets and is readable by others (mode 0640); chmod 600 it")
+	assert.NotContains(t, stderr, strings.Repeat("f", 40))
+}
