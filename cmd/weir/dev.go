@@ -42,7 +42,7 @@ dispatcher agent's commands answer on the API's address.
 
   weir dev
   weir submit demo-trades -p business_date=2026-11-20 --wait`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), g, f)
 		},
@@ -62,7 +62,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 	}
 	for _, check := range []func() error{f.checkNode, f.checkServer, f.checkWorker} {
 		if err := check(); err != nil {
-			return err
+			return usageErr(err)
 		}
 	}
 	dataDir, err := filepath.Abs(g.dataDir)
@@ -122,7 +122,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		return err
 	}
 	out := g.main.Stdout
-	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, f.catalog, f.region)
+	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, redactDSN(f.catalog), f.region)
 	if token != "" {
 		fmt.Fprintf(out, "Admin API token (shown once, also in %s):\n  %s\n", filepath.Join(dataDir, AdminTokenFile), token)
 	}
