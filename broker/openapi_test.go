@@ -388,6 +388,13 @@ func TestOpenAPIContract(t *testing.T) {
 	call("GET", A+"/nodes", "viewer", nil, 200)
 	call("GET", A+"/nodes/w1", "viewer", nil, 200)
 	call("GET", A+"/nodes/none", "viewer", nil, 404)
+	require.NoError(t, s.InsertSamples(ctx, []catalog.HostSample{{NodeID: "w1", At: e.clock.Now().Add(-time.Minute),
+		Metrics: catalog.NewJSON(map[string]float64{"cpu.busy_pct": 12})}}))
+	call("GET", A+"/nodes/w1/history?window=30m", "viewer", nil, 200)
+	call("GET", A+"/nodes/w1/history?window=6h", "viewer", nil, 200)
+	call("GET", A+"/nodes/w1/history?window=soon", "viewer", nil, 400)
+	call("GET", A+"/nodes/none/history", "viewer", nil, 404)
+	call("GET", A+"/nodes/w1/history", "", nil, 401)
 	call("GET", A+"/thresholds", "admin", nil, 200)
 	call("GET", A+"/thresholds", "viewer", nil, 403)
 	call("PUT", A+"/thresholds/node:w1", "admin", map[string]any{"cpu": map[string]float64{"warn": 40, "crit": 50}}, 200)

@@ -192,7 +192,11 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		return nil, "", err
 	}
 	if err := s.add(ServiceAPI, func() (func(context.Context) error, error) {
-		return serveHTTP(api, withAgent(b.Handler(), agent), s.log.With("component", "http")), nil
+		h, err := withWeb(withAgent(b.Handler(), agent), b.Handler(), s.log)
+		if err != nil {
+			return nil, err
+		}
+		return serveHTTP(api, h, s.log.With("component", "http")), nil
 	}); err != nil {
 		api.close()
 		return nil, "", err
