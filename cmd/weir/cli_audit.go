@@ -30,7 +30,7 @@ and the dispatcher agent's commands. Newest first.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Outcome != "" && !slices.Contains(catalog.AuditOutcomes, o.Outcome) {
-				return withHint(fmt.Errorf("bad --outcome %q", o.Outcome), "use one of %s", strings.Join(catalog.AuditOutcomes, ", "))
+				return usageHint(fmt.Errorf("bad --outcome %q", o.Outcome), "use one of %s", strings.Join(catalog.AuditOutcomes, ", "))
 			}
 			for _, t := range []struct {
 				flag, v string
@@ -44,13 +44,13 @@ and the dispatcher agent's commands. Newest first.`,
 					if d, derr := time.ParseDuration(t.v); derr == nil && d > 0 {
 						v = time.Now().Add(-d)
 					} else {
-						return withHint(fmt.Errorf("bad --%s %q", t.flag, t.v), "give an RFC 3339 time such as 2026-11-29T15:00:00Z, or a duration back from now such as 24h")
+						return usageHint(fmt.Errorf("bad --%s %q", t.flag, t.v), "give an RFC 3339 time such as 2026-11-29T15:00:00Z, or a duration back from now such as 24h")
 					}
 				}
 				*t.dst = v
 			}
 			if o.Limit < 0 || o.Limit > catalog.AuditLimitMax {
-				return withHint(fmt.Errorf("bad --limit %d", o.Limit), "give 1 to %d, or leave it out", catalog.AuditLimitMax)
+				return usageHint(fmt.Errorf("bad --limit %d", o.Limit), "give 1 to %d, or leave it out", catalog.AuditLimitMax)
 			}
 			c, err := g.newClient()
 			if err != nil {

@@ -33,13 +33,13 @@ func (p *passwordInput) read(cmd *cobra.Command, prompt string, confirm bool) (s
 		}
 		line, err := p.lines.ReadString('\n')
 		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
-			return "", withHint(fmt.Errorf("read %s from stdin: no line left", strings.ToLower(prompt)), "give one password per line on stdin")
+			return "", usageHint(fmt.Errorf("read %s from stdin: no line left", strings.ToLower(prompt)), "give one password per line on stdin")
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return "", withHint(errors.New("no terminal to type the password at"), "pipe it in with --password-stdin, one per line")
+		return "", usageHint(errors.New("no terminal to type the password at"), "pipe it in with --password-stdin, one per line")
 	}
 	errw := cmd.ErrOrStderr()
 	fmt.Fprintf(errw, "%s: ", prompt)
@@ -56,7 +56,7 @@ func (p *passwordInput) read(cmd *cobra.Command, prompt string, confirm bool) (s
 			return "", fmt.Errorf("read password: %w", err)
 		}
 		if string(again) != string(b) {
-			return "", withHint(errors.New("the two passwords differ"), "type the same password twice")
+			return "", usageHint(errors.New("the two passwords differ"), "type the same password twice")
 		}
 	}
 	return string(b), nil
@@ -65,7 +65,7 @@ func (p *passwordInput) read(cmd *cobra.Command, prompt string, confirm bool) (s
 // checkPassword refuses a password the server would refuse, before sending it.
 func checkPassword(pw string) error {
 	if err := catalog.ValidatePassword(pw); err != nil {
-		return withHint(err, "choose a password of %d to %d characters; a few unrelated words make a good one", catalog.PasswordMinLength, catalog.PasswordMaxLength)
+		return usageHint(err, "choose a password of %d to %d characters; a few unrelated words make a good one", catalog.PasswordMinLength, catalog.PasswordMaxLength)
 	}
 	return nil
 }
@@ -145,7 +145,7 @@ Every change lands in the audit log (weir audit).`,
 		Args:    exactArgs(1, "the user's name", "weir users create NAME [--role ROLE] [--password | --password-stdin]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if role != "" && !slices.Contains(catalog.ValidRoles, role) {
-				return withHint(fmt.Errorf("bad --role %q", role), "use one of %s", strings.Join(catalog.ValidRoles, ", "))
+				return usageHint(fmt.Errorf("bad --role %q", role), "use one of %s", strings.Join(catalog.ValidRoles, ", "))
 			}
 			req := client.UserRequest{Name: args[0], Role: role}
 			if withPassword || pw.fromStdin {
@@ -200,7 +200,7 @@ then the new one, one per line.`,
 					return g.explain(err, "")
 				}
 				if who.Name != args[0] && strconv.FormatInt(who.ID, 10) != args[0] {
-					return withHint(fmt.Errorf("--current sets only your own password, and you are %s", who.Name), "leave --current out if you are an admin")
+					return usageHint(fmt.Errorf("--current sets only your own password, and you are %s", who.Name), "leave --current out if you are an admin")
 				}
 				u = &catalog.User{ID: who.ID, Name: who.Name}
 			} else if u, err = userArg(cmd, c, args[0]); err != nil {
@@ -269,7 +269,7 @@ then the new one, one per line.`,
 	setRole := update("role USER ROLE", "Set a user's role: viewer, submitter, operator or admin",
 		func(args []string) (client.UserPatch, error) {
 			if !slices.Contains(catalog.ValidRoles, args[1]) {
-				return client.UserPatch{}, withHint(fmt.Errorf("bad role %q", args[1]), "use one of %s", strings.Join(catalog.ValidRoles, ", "))
+				return client.UserPatch{}, usageHint(fmt.Errorf("bad role %q", args[1]), "use one of %s", strings.Join(catalog.ValidRoles, ", "))
 			}
 			r := args[1]
 			return client.UserPatch{Role: &r}, nil

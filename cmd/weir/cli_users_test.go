@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -55,29 +56,14 @@ func (a *usersAPI) cli(user, stdin string, args ...string) cliResult {
 	root.SetIn(strings.NewReader(stdin))
 	code := ExitOK
 	if err := root.ExecuteContext(context.Background()); err != nil {
-		code = ExitError
+		code = exitCode(err)
 		errb.WriteString("Error: " + err.Error() + "\n")
 		var h interface{ Hint() string }
-		if asHint(err, &h) {
+		if errors.As(err, &h) {
 			errb.WriteString("Hint: " + h.Hint() + "\n")
 		}
 	}
 	return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
-}
-
-func asHint(err error, h *interface{ Hint() string }) bool {
-	for e := err; e != nil; {
-		if x, ok := e.(interface{ Hint() string }); ok {
-			*h = x
-			return true
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		e = u.Unwrap()
-	}
-	return false
 }
 
 func TestUsersGroupsAuditCommands(t *testing.T) {
@@ -92,14 +78,14 @@ func TestUsersGroupsAuditCommands(t *testing.T) {
 	require.NoError(t, err, "the password from stdin was set")
 
 	res = a.cli("admin", "short\n", "users", "create", "dave", "--password-stdin")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "password: must be at least 12 characters")
 	assert.Contains(t, res.stderr, "Hint: choose a password")
 	res = a.cli("admin", "", "users", "create", "dave", "--role", "root")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "Hint: use one of viewer, submitter, operator, admin")
 	res = a.cli("admin", "", "users", "create", "dave", "--password-stdin")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "no line left")
 	_, err = a.store.GetUserByName(ctx, "dave")
 	require.ErrorIs(t, err, catalog.ErrNotFound, "no user was created by the refused commands")
@@ -122,10 +108,10 @@ func TestUsersGroupsAuditCommands(t *testing.T) {
 
 	// A non-admin changes only its own password, with the current one.
 	res = a.cli("viewer", "whatever password\nanother password here\n", "users", "passwd", "carol", "--current", "--password-stdin")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "--current sets only your own password, and you are viewer")
 	res = a.cli("viewer", "another password here\n", "users", "passwd", "carol", "--password-stdin")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitAuth, res.code)
 	assert.Contains(t, res.stderr, "forbidden")
 
 	res = a.cli("admin", "", "groups", "create", "desk", "--description", "trading desk")
@@ -143,7 +129,7 @@ func TestUsersGroupsAuditCommands(t *testing.T) {
 	assert.Equal(t, ExitError, res.code)
 	assert.Contains(t, res.stderr, "weir groups list")
 	res = a.cli("viewer", "", "groups", "list")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitAuth, res.code)
 	assert.Contains(t, res.stderr, "Hint: your user has no entitlement")
 	res = a.cli("admin", "", "groups", "remove", "desk", "carol")
 	require.Equal(t, ExitOK, res.code, res.stderr)
@@ -169,9 +155,9 @@ func TestUsersGroupsAuditCommands(t *testing.T) {
 		assert.NotContains(t, e.Args, "password here")
 	}
 	res = a.cli("admin", "", "audit", "--outcome", "maybe")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "Hint: use one of ok")
 	res = a.cli("admin", "", "audit", "--since", "yesterday")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "RFC 3339")
 }
