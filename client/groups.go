@@ -47,7 +47,8 @@ func (c *Client) GetGroup(ctx context.Context, id int64) (*GroupDetail, error) {
 	return &g, nil
 }
 
-// GroupByName returns the group named name (catalog.ErrNotFound when none).
+// GroupByName returns the group named name; none is a 404 *APIError
+// (errors.Is ErrNotFound), as if the server had been asked for it.
 func (c *Client) GroupByName(ctx context.Context, name string) (*catalog.Group, error) {
 	gs, err := c.ListGroups(ctx)
 	if err != nil {
@@ -58,7 +59,8 @@ func (c *Client) GroupByName(ctx context.Context, name string) (*catalog.Group, 
 			return &gs[i], nil
 		}
 	}
-	return nil, fmt.Errorf("group %s: %w", name, catalog.ErrNotFound)
+	return nil, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no group named %q", name),
+		Method: http.MethodGet, Path: "/api/v1/groups"}
 }
 
 // DeleteGroup deletes a group, its memberships and its entitlements.

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-
-	"github.com/weirdata/weir/catalog"
 )
 
 // Beyond the admin routes of client/admin.go: looking a user up by name
 // and setting passwords.
 
-// UserByName returns the user named name (catalog.ErrNotFound when none).
+// UserByName returns the user named name; none is a 404 *APIError
+// (errors.Is ErrNotFound), as if the server had been asked for it.
 func (c *Client) UserByName(ctx context.Context, name string) (*User, error) {
 	us, err := c.ListUsers(ctx)
 	if err != nil {
@@ -23,7 +22,8 @@ func (c *Client) UserByName(ctx context.Context, name string) (*User, error) {
 			return &us[i], nil
 		}
 	}
-	return nil, fmt.Errorf("user %s: %w", name, catalog.ErrNotFound)
+	return nil, &APIError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no user named %q", name),
+		Method: http.MethodGet, Path: "/api/v1/users"}
 }
 
 // SetPassword sets a user's password, which ends the user's sessions.

@@ -98,7 +98,7 @@ func TestUsersGroupsAuditCommands(t *testing.T) {
 	require.Equal(t, ExitOK, res.code, res.stderr)
 	assert.Contains(t, res.stdout, "User carol now has the role operator.")
 	res = a.cli("admin", "", "users", "passwd", "nobody", "--password-stdin")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitNotFound, res.code)
 	assert.Contains(t, res.stderr, "weir users list")
 
 	res = a.cli("admin", "a brand new password\n", "users", "passwd", "carol", "--password-stdin")
@@ -126,7 +126,7 @@ func TestUsersGroupsAuditCommands(t *testing.T) {
 	require.Equal(t, ExitOK, res.code, res.stderr)
 	assert.Regexp(t, `\d+\s+desk\s+1\s+trading desk`, res.stdout)
 	res = a.cli("admin", "", "groups", "add", "nogroup", "carol")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitNotFound, res.code)
 	assert.Contains(t, res.stderr, "weir groups list")
 	res = a.cli("viewer", "", "groups", "list")
 	assert.Equal(t, ExitAuth, res.code)
