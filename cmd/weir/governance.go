@@ -298,7 +298,11 @@ func (a *nodeAuth) Authenticate(ctx context.Context, raw string) (*catalog.Princ
 		p := *a.principal
 		return &p, nil
 	}
-	return a.Store.Authenticate(ctx, raw)
+	p, err := a.Store.Authenticate(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return principalOfNode(ctx, a.Store, p), nil
 }
 
 // newAgent builds the node's dispatcher agent; systems, when not empty, are

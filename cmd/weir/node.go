@@ -43,6 +43,7 @@ type stack struct {
 	store *catalog.Store
 	node  string
 	sup   *monitor.Supervisor
+	token *nodeToken // the node's token toward other agents, once issued (agentcall.go)
 }
 
 // newStack returns the stack of node, whose supervisor records the
