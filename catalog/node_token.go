@@ -4,60 +4,77 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
 )
 
-// Node credentials. Every Weir process holds an API token of its own with
-// which it calls the dispatcher agents of the other nodes of its cluster
-// (workers counting and verifying a delivery, the leader probing a system).
-// The tokens belong to one built-in service user, NodeUser, a viewer
-// entitled to read every system and mapping and nothing else; each is named
-// NodeTokenName(node), expires, is revoked when its node stops and replaced
-// when it starts again. Like every token, only its SHA-256 is stored.
+// Node tokens. Every Weir process holds a token of its own with which it
+// calls the dispatcher agents of the other nodes of its region (workers
+// counting and verifying a delivery, the leader probing a system). The
+// agents accept it as the principal "node:<id>", a viewer that may read
+// every system and mapping and nothing else; the broker's REST API does not
+// accept it at all. A node token expires, is replaced at half its life and
+// when its node starts again, and is revoked when its node stops. Like
+// every token, only its SHA-256 is stored.
+//
+// They live in a table of their own, node_tokens, not with the users' API
+// tokens: a region's users and tokens are replaced by the authoritative
+// region's at each identity sync (ApplyIdentitySnapshot), and each region's
+// nodes need their credential to survive that.
+func init() {
+	registerMigration(&gormigrate.Migration{
+		ID: "0009_node_tokens",
+		Migrate: func(tx *gorm.DB) error {
+			return tx.AutoMigrate(&NodeToken{})
+		},
+	})
+}
 
-// NodeUser is the built-in service user whose tokens the nodes hold.
-const NodeUser = "weir-node"
-
-// NodeTokenPrefix starts the name of every node token: "node:<node id>".
-const NodeTokenPrefix = "node:"
+// NodePrincipalPrefix starts the name of the principal of a node token:
+// "node:<node id>", as the audit log shows it.
+const NodePrincipalPrefix = "node:"
 
 // NodeTokenTTLDefault is how long a node token is valid; nodes replace
 // theirs at half of it.
 const NodeTokenTTLDefault = 24 * time.Hour
 
-// nodeGrants are what NodeUser may read: count, probe and ls need read on
-// the system, verify on the run's mapping.
-var nodeGrants = []string{"system:*", "mapping:*"}
+// nodeTokenRetention is how long expired and revoked node tokens are kept
+// (for the audit log's token IDs) before IssueNodeToken prunes them.
+const nodeTokenRetention = 7 * 24 * time.Hour
 
-// NodeTokenName is the name of the token of node.
-func NodeTokenName(node string) string { return NodeTokenPrefix + node }
-
-// NodeOfToken returns the node a token was issued to, and whether it is a
-// node token at all.
-func NodeOfToken(t *Token) (string, bool) {
-	node, ok := strings.CutPrefix(t.Name, NodeTokenPrefix)
-	return node, ok && node != ""
+// NodeToken is a node's credential toward the other nodes' agents.
+type NodeToken struct {
+	ID        int64      `gorm:"primaryKey" json:"id"`
+	Node      string     `gorm:"size:128;not null;index" json:"node"`
+	Hash      string     `gorm:"size:64;not null;uniqueIndex" json:"-"`
+	ExpiresAt time.Time  `gorm:"not null" json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
-// IssueNodeTokenParams describes the token a node takes at start.
+// TableName is node_tokens.
+func (NodeToken) TableName() string { return "node_tokens" }
+
+// IssueNodeTokenParams describes the token a node takes.
 type IssueNodeTokenParams struct {
 	// Node is the node's ID.
 	Node string
 	// TTL is how long the token is valid; NodeTokenTTLDefault when 0.
 	TTL time.Duration
 	// Keep, when not 0, is a token of the node not to revoke: the one a
-	// node replaces, which calls in flight may still carry.
+	// running node replaces, which calls in flight may still carry.
 	Keep int64
 }
 
-// IssueNodeToken creates the token of a node, after creating NodeUser and
-// its grants when they are missing, and revokes the node's earlier tokens
-// (but Keep): a node that restarts replaces its credential. It returns the
-// secret, which is never readable again.
-func (s *Store) IssueNodeToken(ctx context.Context, p IssueNodeTokenParams) (string, *Token, error) {
-	if p.Node == "" || len(NodeTokenName(p.Node)) > 128 {
-		return "", nil, Invalid("node", "a node token needs a node ID of 1-%d characters", 128-len(NodeTokenPrefix))
+// IssueNodeToken creates a token for a node and revokes the node's earlier
+// ones (but Keep): a node that starts again replaces its credential. It
+// returns the secret, which is never readable again, and prunes tokens
+// expired or revoked long ago.
+func (s *Store) IssueNodeToken(ctx context.Context, p IssueNodeTokenParams) (string, *NodeToken, error) {
+	if p.Node == "" || len(p.Node) > 128 {
+		return "", nil, Invalid("node", "a node token needs a node ID of 1-128 characters")
 	}
 	if p.TTL == 0 {
 		p.TTL = NodeTokenTTLDefault
@@ -65,17 +82,25 @@ func (s *Store) IssueNodeToken(ctx context.Context, p IssueNodeTokenParams) (str
 	if p.TTL < 0 {
 		return "", nil, Invalid("ttl", "must be positive, got %s", p.TTL)
 	}
-	u, err := s.nodeUser(ctx)
+	secret := NewTokenSecret()
+	now := s.now()
+	t := &NodeToken{Node: p.Node, Hash: HashToken(secret), ExpiresAt: now.Add(p.TTL).UTC(), CreatedAt: now.UTC()}
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(t).Error; err != nil {
+			return err
+		}
+		q := tx.Model(&NodeToken{}).Where("node = ? AND revoked_at IS NULL AND id <> ?", p.Node, t.ID)
+		if p.Keep != 0 {
+			q = q.Where("id <> ?", p.Keep)
+		}
+		if err := q.Update("revoked_at", now.UTC()).Error; err != nil {
+			return err
+		}
+		old := now.Add(-nodeTokenRetention).UTC()
+		return tx.Where("expires_at < ? OR revoked_at < ?", old, old).Delete(&NodeToken{}).Error
+	})
 	if err != nil {
-		return "", nil, fmt.Errorf("issue the token of node %s: %w", p.Node, err)
-	}
-	expires := s.now().Add(p.TTL)
-	secret, t, err := s.CreateToken(ctx, CreateTokenParams{UserID: u.ID, Name: NodeTokenName(p.Node), ExpiresAt: &expires})
-	if err != nil {
-		return "", nil, fmt.Errorf("issue the token of node %s: %w", p.Node, err)
-	}
-	if _, err := s.revokeNodeTokens(ctx, u.ID, p.Node, t.ID, p.Keep); err != nil {
-		return "", nil, fmt.Errorf("issue the token of node %s: %w", p.Node, err)
+		return "", nil, fmt.Errorf("issue the token of node %s: %w", p.Node, translate(err))
 	}
 	return secret, t, nil
 }
@@ -83,69 +108,37 @@ func (s *Store) IssueNodeToken(ctx context.Context, p IssueNodeTokenParams) (str
 // RevokeNodeTokens revokes every token of node (a graceful stop) and returns
 // how many it revoked.
 func (s *Store) RevokeNodeTokens(ctx context.Context, node string) (int64, error) {
-	u, err := s.GetUserByName(ctx, NodeUser)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
+	res := s.db.WithContext(ctx).Model(&NodeToken{}).Where("node = ? AND revoked_at IS NULL", node).Update("revoked_at", s.now().UTC())
+	if res.Error != nil {
+		return 0, fmt.Errorf("revoke the tokens of node %s: %w", node, res.Error)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("revoke the tokens of node %s: %w", node, err)
-	}
-	n, err := s.revokeNodeTokens(ctx, u.ID, node)
-	if err != nil {
-		return 0, fmt.Errorf("revoke the tokens of node %s: %w", node, err)
-	}
-	return n, nil
+	return res.RowsAffected, nil
 }
 
-func (s *Store) revokeNodeTokens(ctx context.Context, userID int64, node string, keep ...int64) (int64, error) {
-	q := s.db.WithContext(ctx).Model(&Token{}).
-		Where("user_id = ? AND name = ? AND revoked_at IS NULL", userID, NodeTokenName(node))
-	for _, id := range keep {
-		if id != 0 {
-			q = q.Where("id <> ?", id)
-		}
+// AuthenticateNode resolves raw as a node token: found is false when raw is
+// no node token at all (it may be an API token), and a revoked or expired
+// node token is an *AuthError. The principal is "node:<id>", a viewer
+// entitled to read every system and mapping.
+func (s *Store) AuthenticateNode(ctx context.Context, raw string) (p *Principal, found bool, err error) {
+	if raw == "" {
+		return nil, false, nil
 	}
-	res := q.Update("revoked_at", s.now())
-	return res.RowsAffected, translate(res.Error)
-}
-
-// GetToken returns a token by ID (without its secret, which is not stored).
-func (s *Store) GetToken(ctx context.Context, id int64) (*Token, error) {
-	var t Token
-	if err := translate(s.db.WithContext(ctx).First(&t, id).Error); err != nil {
-		return nil, fmt.Errorf("get token %d: %w", id, err)
-	}
-	return &t, nil
-}
-
-// nodeUser returns NodeUser, creating it and its read grants when missing.
-// Two nodes starting at once may both try: the loser of the insert reads
-// the winner's row.
-func (s *Store) nodeUser(ctx context.Context) (*User, error) {
-	u, err := s.GetUserByName(ctx, NodeUser)
-	if errors.Is(err, ErrNotFound) {
-		u = &User{Name: NodeUser, Role: RoleViewer}
-		if err = s.CreateUser(ctx, u); errors.Is(err, ErrConflict) {
-			u, err = s.GetUserByName(ctx, NodeUser)
-		}
+	var t NodeToken
+	err = s.db.WithContext(ctx).Where("hash = ?", HashToken(raw)).First(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, fmt.Errorf("authenticate node: %w", err)
 	}
-	ents, err := s.ListEntitlements(ctx, u.ID)
-	if err != nil {
-		return nil, err
+	switch {
+	case t.RevokedAt != nil:
+		return nil, true, &AuthError{Reason: "node token revoked"}
+	case !t.ExpiresAt.After(s.now()):
+		return nil, true, &AuthError{Reason: "node token expired"}
 	}
-	for _, res := range nodeGrants {
-		found := false
-		for _, e := range ents {
-			found = found || (e.Action == ActionRead && e.Resource == res && len(e.CIDRs.V) == 0)
-		}
-		if !found {
-			if err := s.CreateEntitlement(ctx, &Entitlement{UserID: u.ID, Resource: res, Action: ActionRead, CreatedBy: NodeUser}); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return u, nil
+	return &Principal{User: User{Name: NodePrincipalPrefix + t.Node, Role: RoleViewer}, Entitlements: []Entitlement{
+		{Action: ActionRead, Resource: "system:*"},
+		{Action: ActionRead, Resource: "mapping:*"},
+	}}, true, nil
 }

@@ -21,7 +21,7 @@ import (
 // agent linked to a run's target (and source) count and verify the
 // delivery; the region's leader has the agent of a stale system probe it.
 // The caller authenticates with its node token (catalog.IssueNodeToken),
-// so that the called agent audits the call as "node:<caller>".
+// which the called agent accepts (nodeAuth) and audits as "node:<caller>".
 
 // ServiceNodeToken is the service that rotates the node's token and
 // revokes it when the node stops.
@@ -42,8 +42,8 @@ const (
 )
 
 // nodeToken is the node's credential toward the other nodes' agents: a
-// catalog API token named node:<id>, issued at start, replaced at half its
-// life and revoked when the node stops. Its secret stays in memory.
+// catalog node token, issued at start, replaced at half its life and
+// revoked when the node stops. Its secret stays in memory.
 type nodeToken struct {
 	store  *catalog.Store
 	node   string
@@ -83,7 +83,7 @@ func (t *nodeToken) rotate(ctx context.Context) error {
 	}
 	t.secret.Store(&secret)
 	t.id.Store(tok.ID)
-	t.log.Info("node token issued", slog.Int64("token_id", tok.ID), slog.Time("expires_at", *tok.ExpiresAt))
+	t.log.Info("node token issued", slog.Int64("node_token_id", tok.ID), slog.Time("expires_at", tok.ExpiresAt))
 	return nil
 }
 
@@ -307,22 +307,6 @@ func (d *agentDirectory) Probe(ctx context.Context, system string) (*workload.Ag
 	return &workload.AgentProbe{Node: res.Node, ProbedAt: res.ProbedAt, Attributes: res.Attributes}, nil
 }
 
-// principalOfNode names the caller of a node token after its node, so that
-// the agent audits the call as "node:<id>", not as the shared service user.
-func principalOfNode(ctx context.Context, store *catalog.Store, p *catalog.Principal) *catalog.Principal {
-	if p.User.Name != catalog.NodeUser {
-		return p
-	}
-	tok, err := store.GetToken(ctx, p.TokenID)
-	if err != nil {
-		return p
-	}
-	if node, ok := catalog.NodeOfToken(tok); ok {
-		p.User.Name = catalog.NodeTokenName(node)
-	}
-	return p
-}
-
 // agentsFor is the worker's way to the agents linked to systems: through
 // the node's token.
 func (s *stack) agentsFor() (worker.Agents, error) {
@@ -332,6 +316,10 @@ func (s *stack) agentsFor() (worker.Agents, error) {
 	}
 	return newAgentDirectory(s.store, t.Secret), nil
 }
+
+// ServiceAgentProber is the service that probes stale agent-linked systems
+// on the region's leader.
+const ServiceAgentProber = "agent-prober"
 
 // addAgentProber supervises the server's agent prober: while the node
 // leads the region, systems linked to an agent whose attributes are older
@@ -348,7 +336,3 @@ func (s *stack) addAgentProber(f *serviceFlags) error {
 		return workload.NewAgentProber(cfg, s.store, dir).Run, nil
 	})
 }
-
-// ServiceAgentProber is the service that probes stale agent-linked systems
-// on the region's leader.
-const ServiceAgentProber = "agent-prober"
