@@ -142,3 +142,15 @@ func (s *Store) AuthenticateNode(ctx context.Context, raw string) (p *Principal,
 		{Action: ActionRead, Resource: "mapping:*"},
 	}}, true, nil
 }
+
+// LiveNodeTokens returns how many valid tokens (neither revoked nor
+// expired) node holds: one while it runs, none once it stopped gracefully.
+func (s *Store) LiveNodeTokens(ctx context.Context, node string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&NodeToken{}).
+		Where("node = ? AND revoked_at IS NULL AND expires_at > ?", node, s.now().UTC()).Count(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("count the tokens of node %s: %w", node, err)
+	}
+	return n, nil
+}

@@ -70,6 +70,9 @@ func TestNodeTokens(t *testing.T) {
 		require.NoError(t, err, "the replaced token was revoked during the rotation")
 		_, err = auth(secret2)
 		require.NoError(t, err, "w1's tokens revoked w2's")
+		live, err := s.LiveNodeTokens(ctx, "w1")
+		require.NoError(t, err)
+		require.EqualValues(t, 2, live, "during a rotation, the new token and the one it replaces")
 
 		// Expired.
 		clock.Advance(time.Hour + time.Second)
@@ -85,9 +88,15 @@ func TestNodeTokens(t *testing.T) {
 		require.EqualValues(t, 1, n)
 		_, err = auth(secret2)
 		require.ErrorIs(t, err, catalog.ErrUnauthenticated, "a revoked node token works")
+		live, err = s.LiveNodeTokens(ctx, "w1")
+		require.NoError(t, err)
+		require.Zero(t, live, "w1's tokens have expired")
 		n, err = s.RevokeNodeTokens(ctx, "w1")
 		require.NoError(t, err)
 		require.EqualValues(t, 2, n, "w1 had the kept token and the expired one unrevoked")
+		live, err = s.LiveNodeTokens(ctx, "w1")
+		require.NoError(t, err)
+		require.Zero(t, live)
 
 		// Tokens long dead are pruned when a node takes a new one.
 		clock.Advance(8 * 24 * time.Hour)
