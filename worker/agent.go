@@ -72,9 +72,9 @@ type AgentVerifyResult struct {
 
 // agentCall runs one call to an agent under AgentTimeout. ok is false when
 // the call gave no answer: no agent is linked (nothing recorded), or the
-// agent did not answer (a warning event says why and that the worker
-// counts in-process instead).
-func agentCall[T any](w *Worker, a *attempt, system, what string, call func(ctx context.Context) (*T, error)) (*T, bool) {
+// agent did not answer (a warning event says why, and instead what the
+// worker does about it).
+func agentCall[T any](w *Worker, a *attempt, system, what, instead string, call func(ctx context.Context) (*T, error)) (*T, bool) {
 	if w.cfg.Agents == nil {
 		return nil, false
 	}
@@ -87,16 +87,16 @@ func agentCall[T any](w *Worker, a *attempt, system, what string, call func(ctx 
 	case errors.Is(err, ErrNoAgent) || a.runCtx.Err() != nil:
 		return nil, false
 	}
-	a.log.Warn("dispatcher agent did not answer; the worker does it in-process", slog.String("system", system),
-		slog.String("call", what), slog.String("error", err.Error()))
-	w.event(a, "agent-unreachable", "the dispatcher agent of system %s did not %s: %v; the worker does it in-process instead", system, what, err)
+	a.log.Warn("dispatcher agent did not answer", slog.String("system", system),
+		slog.String("call", what), slog.String("error", err.Error()), slog.String("instead", instead))
+	w.event(a, "agent-unreachable", "the dispatcher agent of system %s did not %s: %v; %s", system, what, err, instead)
 	return nil, false
 }
 
 // agentCountRows has the agent linked to sys count q; ok false means no
 // answer (see agentCall). Records that do not decode are an error.
 func (w *Worker) agentCountRows(a *attempt, sys *catalog.System, q AgentCount, what string) (n int64, method string, ok bool, err error) {
-	res, ok := agentCall(w, a, sys.Name, "count "+what, func(ctx context.Context) (*AgentCountResult, error) {
+	res, ok := agentCall(w, a, sys.Name, "count "+what, "the worker counts in-process instead", func(ctx context.Context) (*AgentCountResult, error) {
 		return w.cfg.Agents.Count(ctx, sys.Name, q)
 	})
 	if !ok {
@@ -171,7 +171,7 @@ func (w *Worker) verifyDelivery(a *attempt, out *outcome) error {
 	if dst, err := w.store.GetSystem(a.runCtx, sys); err != nil || dst.Kind != catalog.KindFS {
 		return nil // only files are verified; the count checked the rest
 	}
-	res, ok := agentCall(w, a, sys, "verify the delivery", func(ctx context.Context) (*AgentVerifyResult, error) {
+	res, ok := agentCall(w, a, sys, "verify the delivery", "the delivery is left unverified", func(ctx context.Context) (*AgentVerifyResult, error) {
 		return w.cfg.Agents.Verify(ctx, sys, a.run.ID)
 	})
 	if !ok {

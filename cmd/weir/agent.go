@@ -22,13 +22,13 @@ const (
 	// AttrNode is the ID of the agent node the system is linked to.
 	AttrNode = catalog.SystemNodeAttribute
 	// AttrProbedAt is when the attributes were last discovered (RFC 3339, UTC).
-	AttrProbedAt = "probed_at"
+	AttrProbedAt = catalog.SystemProbedAt
 	// AttrProbeError is why the last probe failed, and AttrProbeErrorAt
 	// when; the attributes of the last successful probe are kept beside them.
-	AttrProbeError   = "probe_error"
-	AttrProbeErrorAt = "probe_error_at"
+	AttrProbeError   = catalog.SystemProbeError
+	AttrProbeErrorAt = catalog.SystemProbeErrorAt
 	// AttrProbedBy is the node that probed the system last.
-	AttrProbedBy = "probed_by"
+	AttrProbedBy = catalog.SystemProbedBy
 )
 
 // RegistrationPollDefault is how often a server looks for systems to probe:

@@ -123,13 +123,18 @@ func (w *agentWorld) startWorker() {
 // run stores a CSV row mapping from src to target, runs it on w1 and
 // returns the finished run.
 func (w *agentWorld) run(target, mode string) *catalog.Run {
-	t, ctx := w.t, context.Background()
 	schema := []catalog.SchemaField{{Name: "id", Type: "int"}, {Name: "name", Type: "string"}}
 	m := &catalog.Mapping{Name: "to-" + target, Enabled: true, MaxAttempts: 1, WriteMode: mode,
 		Source: catalog.NewJSON(catalog.Endpoint{System: "src", Path: "in", Format: "csv", Schema: schema}),
 		Target: catalog.NewJSON(catalog.Endpoint{System: target, Path: "out", Format: "csv"})}
-	require.NoError(t, w.store.PutMapping(ctx, m))
-	m, err := w.store.GetMapping(ctx, m.Name)
+	require.NoError(w.t, w.store.PutMapping(context.Background(), m))
+	return w.runMapping(m.Name)
+}
+
+// runMapping runs the mapping on w1 and returns the finished run.
+func (w *agentWorld) runMapping(name string) *catalog.Run {
+	t, ctx := w.t, context.Background()
+	m, err := w.store.GetMapping(ctx, name)
 	require.NoError(t, err)
 	r := &catalog.Run{ID: w.gen.Next(), Region: agentRegion, Mapping: m.Name, MappingVersion: m.Version, Params: catalog.NewJSON(map[string]string{}),
 		SourceSystem: m.SourceSystem, TargetSystem: m.TargetSystem, RequestType: catalog.RequestTransfer,
