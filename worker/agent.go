@@ -22,6 +22,9 @@ import (
 // warning event. A count or verification that disagrees with what was
 // written fails the run, as the in-process check does.
 
+// countInstead is what the worker does when a target's agent does not count.
+const countInstead = "the worker counts in-process instead"
+
 // AgentTimeoutDefault bounds one call of the worker to a dispatcher agent
 // (its retries included).
 const AgentTimeoutDefault = 2 * time.Minute
@@ -94,9 +97,10 @@ func agentCall[T any](w *Worker, a *attempt, system, what, instead string, call 
 }
 
 // agentCountRows has the agent linked to sys count q; ok false means no
-// answer (see agentCall). Records that do not decode are an error.
-func (w *Worker) agentCountRows(a *attempt, sys *catalog.System, q AgentCount, what string) (n int64, method string, ok bool, err error) {
-	res, ok := agentCall(w, a, sys.Name, "count "+what, "the worker counts in-process instead", func(ctx context.Context) (*AgentCountResult, error) {
+// answer (see agentCall; instead says what the worker does then). Records
+// that do not decode are an error.
+func (w *Worker) agentCountRows(a *attempt, sys *catalog.System, q AgentCount, what, instead string) (n int64, method string, ok bool, err error) {
+	res, ok := agentCall(w, a, sys.Name, "count "+what, instead, func(ctx context.Context) (*AgentCountResult, error) {
 		return w.cfg.Agents.Count(ctx, sys.Name, q)
 	})
 	if !ok {
@@ -117,7 +121,7 @@ func (w *Worker) agentCountFiles(a *attempt, job *rowJob, paths []string) (n int
 	}
 	opts := readOptions(job.dstDS.Options)
 	for _, p := range paths {
-		rows, m, ok, err := w.agentCountRows(a, job.dstSys, AgentCount{Path: p, Format: job.dstDS.Format, Options: opts}, p)
+		rows, m, ok, err := w.agentCountRows(a, job.dstSys, AgentCount{Path: p, Format: job.dstDS.Format, Options: opts}, p, countInstead)
 		if !ok || err != nil {
 			return 0, "", ok, err
 		}
@@ -141,7 +145,7 @@ func (w *Worker) countSource(a *attempt, job *rowJob, c *catalog.ManifestCounts)
 		}
 		q = AgentCount{Path: job.srcDS.Path, Format: job.srcDS.Format, Options: readOptions(job.srcDS.Options)}
 	}
-	n, method, ok, err := w.agentCountRows(a, job.srcSys, q, "the source "+describe(job.srcSys, job.srcDS))
+	n, method, ok, err := w.agentCountRows(a, job.srcSys, q, "the source "+describe(job.srcSys, job.srcDS), "the source is not cross-checked")
 	if !ok {
 		return
 	}

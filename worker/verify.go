@@ -56,7 +56,7 @@ func (w *Worker) countTarget(a *attempt, job *rowJob, cm connector.Commit, befor
 		return nil
 	}
 	label := describe(job.dstSys, job.dstDS)
-	n, method, ok, err := w.agentCountRows(a, job.dstSys, AgentCount{Table: job.dstDS.Table}, label)
+	n, method, ok, err := w.agentCountRows(a, job.dstSys, AgentCount{Table: job.dstDS.Table}, label, countInstead)
 	if !ok {
 		n, method, err = w.countTable(ctx, job.dstSys, job.dstDS.Table)
 	}
