@@ -24,6 +24,7 @@ import (
 //	0005_dataplane    mapping fields, transforms, user functions, watermarks (dataplane_store.go)
 //	0006_federation   regions, replication state (federation_store.go)
 //	0007_audit        audit log, discovered system attributes (audit_store.go)
+//	0008_sessions_groups  sessions, groups, group members, entitlements.group_id (session_store.go)
 var migrations = []*gormigrate.Migration{
 	{
 		ID: "0001_initial",
