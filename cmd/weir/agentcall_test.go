@@ -332,3 +332,30 @@ func TestLeaderProbesStaleSystemsThroughTheirAgent(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, done)
 }
+
+// TestNodeTokenRotation: a running node replaces its token at half its
+// life, the replaced one staying valid for calls in flight, and revokes
+// them all when it stops.
+func TestNodeTokenRotation(t *testing.T) {
+	w := newAgentWorld(t)
+	ctx := context.Background()
+	tok, err := newNodeToken(ctx, w.store, "w2", 4*time.Second, w.log)
+	require.NoError(t, err)
+	first := tok.Secret()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tok.Run(rctx) }()
+	require.Eventually(t, func() bool { return tok.Secret() != first }, 10*time.Second, 20*time.Millisecond, "the token was not replaced")
+	for _, s := range []string{first, tok.Secret()} {
+		_, found, err := w.store.AuthenticateNode(ctx, s)
+		require.True(t, found)
+		require.NoError(t, err, "a token of the running node was refused")
+	}
+	cancel()
+	require.NoError(t, <-done)
+	live, err := w.store.LiveNodeTokens(ctx, "w2")
+	require.NoError(t, err)
+	require.Zero(t, live, "the stopped node's tokens are still valid")
+	_, _, err = w.store.AuthenticateNode(ctx, tok.Secret())
+	require.ErrorIs(t, err, catalog.ErrUnauthenticated)
+}
