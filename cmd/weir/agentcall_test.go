@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net"
@@ -183,7 +184,16 @@ func (w *agentWorld) audit(node string) []catalog.AuditEntry {
 // (the run fails); then refuses the worker's token once revoked.
 func TestWorkerCallsLinkedAgents(t *testing.T) {
 	w := newAgentWorld(t)
-	agentURL := w.serveAgent("agent-1", "127.0.0.2", nil, "src", "linked")
+	// A database target on the agent's host too.
+	liteRoot := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(liteRoot, "lite.db"))
+	require.NoError(t, err)
+	_, err = db.Exec("CREATE TABLE t (id INTEGER, name TEXT)")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	require.NoError(t, w.store.CreateSystem(context.Background(), &catalog.System{Name: "lite", Kind: "sqlite", Region: agentRegion,
+		Settings: catalog.NewJSON(map[string]string{"root": liteRoot, "path": "lite.db"})}))
+	agentURL := w.serveAgent("agent-1", "127.0.0.2", nil, "src", "linked", "lite")
 	// An agent whose view of "lied" is another directory holding one row
 	// per part file the worker may write.
 	other := t.TempDir()
@@ -223,6 +233,24 @@ func TestWorkerCallsLinkedAgents(t *testing.T) {
 		require.Contains(t, actions, "dispatcher.count system:linked")
 		require.Contains(t, actions, "dispatcher.count system:src")
 		require.Contains(t, actions, "dispatcher.verify run:"+r.ID)
+	})
+
+	t.Run("table counted by its agent", func(t *testing.T) {
+		schema := []catalog.SchemaField{{Name: "id", Type: "int"}, {Name: "name", Type: "string"}}
+		m := &catalog.Mapping{Name: "to-lite", Enabled: true, MaxAttempts: 1,
+			Source: catalog.NewJSON(catalog.Endpoint{System: "src", Path: "in", Format: "csv", Schema: schema}),
+			Target: catalog.NewJSON(catalog.Endpoint{System: "lite", Table: "t"})}
+		require.NoError(t, w.store.PutMapping(context.Background(), m))
+		for i := range 2 {
+			r := w.runMapping(m.Name)
+			require.Equal(t, catalog.StateSucceeded, r.State, r.Error)
+			c := r.Manifest.V.Counts
+			require.EqualValues(t, sourceRows*i, *c.TargetBefore)
+			require.EqualValues(t, sourceRows*(i+1), *c.TargetRows)
+			require.Equal(t, "sql by agent agent-1", c.TargetMethod)
+			require.Contains(t, c.Check, fmt.Sprintf("went from %d to %d rows", sourceRows*i, sourceRows*(i+1)))
+			require.Empty(t, w.events(r.ID)["verified"], "a table was verified as files")
+		}
 	})
 
 	t.Run("target without agent counted in-process", func(t *testing.T) {
