@@ -234,15 +234,16 @@ func (d *agentDirectory) call(ctx context.Context, system string, fn func(c *dis
 
 // retryable tells whether an agent call is worth another try: the agent
 // did not answer, was busy or unavailable, or refused a token replaced
-// since.
+// since. A system that failed (502) or a command that ran out of time
+// (504) would do so again.
 func retryable(err error, tokenChanged bool) bool {
 	var ae *dispatcher.APIError
 	if !errors.As(err, &ae) {
 		return true // no answer: connection refused, reset, bad gateway
 	}
 	switch ae.Status {
-	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return ae.Code != dispatcher.CodeSystemError
+	case http.StatusServiceUnavailable: // busy, or its catalog did not answer
+		return true
 	case http.StatusUnauthorized:
 		return tokenChanged
 	}

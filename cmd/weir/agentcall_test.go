@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -386,4 +387,23 @@ func TestNodeTokenRotation(t *testing.T) {
 	require.Zero(t, live, "the stopped node's tokens are still valid")
 	_, _, err = w.store.AuthenticateNode(ctx, tok.Secret())
 	require.ErrorIs(t, err, catalog.ErrUnauthenticated)
+}
+
+func TestAgentCallRetryable(t *testing.T) {
+	for _, c := range []struct {
+		err          error
+		tokenChanged bool
+		want         bool
+	}{
+		{errors.New("dial tcp 127.0.0.4:1: connect: connection refused"), false, true},
+		{&dispatcher.APIError{Status: 503, ErrorDetail: dispatcher.ErrorDetail{Code: dispatcher.CodeBusy}}, false, true},
+		{&dispatcher.APIError{Status: 502, ErrorDetail: dispatcher.ErrorDetail{Code: dispatcher.CodeSystemError}}, false, false},
+		{&dispatcher.APIError{Status: 504, ErrorDetail: dispatcher.ErrorDetail{Code: dispatcher.CodeTimeout}}, false, false},
+		{&dispatcher.APIError{Status: 401}, false, false},
+		{&dispatcher.APIError{Status: 401}, true, true},
+		{&dispatcher.APIError{Status: 403}, true, false},
+		{&dispatcher.APIError{Status: 421}, false, false},
+	} {
+		require.Equal(t, c.want, retryable(c.err, c.tokenChanged), "%v (token changed: %v)", c.err, c.tokenChanged)
+	}
 }
