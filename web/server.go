@@ -114,4 +114,6 @@ func (s *Server) routes() {
 
 	e.GET("/alerts", s.alertsPage, s.signedIn)
 	e.POST("/alerts/:id/ack", s.ackAlert, s.signedIn, s.role(roleOperator))
+
+	s.runRoutes()
 }
