@@ -247,7 +247,7 @@ func (s *Server) saveMapping(c echo.Context, name string) error {
 		m, err = api.UpdateMappingDefinition(c.Request().Context(), def)
 	}
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, ok := refusedFields(err); ok {
 			return s.mappingForm(c, http.StatusUnprocessableEntity, name, form, mappingFieldErrors(fe))
 		}
 		return err

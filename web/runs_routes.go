@@ -18,4 +18,19 @@ func (s *Server) runRoutes() {
 	e.POST("/mappings/:name", s.updateMapping, s.signedIn, s.role(roleOperator))
 	e.POST("/mappings/:name/runs", s.submitRun, s.signedIn, s.role(roleSubmitter))
 	e.POST("/mappings/:name/preview", s.previewMapping, s.signedIn)
+
+	e.GET("/systems", s.systemsPage, s.signedIn)
+	e.GET("/systems/new", s.newSystemForm, s.signedIn, s.role(roleOperator))
+	e.POST("/systems", s.createSystem, s.signedIn, s.role(roleOperator))
+	e.GET("/systems/:name", s.systemPage, s.signedIn)
+	e.GET("/systems/:name/edit", s.editSystemForm, s.signedIn, s.role(roleOperator))
+	e.POST("/systems/:name", s.updateSystem, s.signedIn, s.role(roleOperator))
+
+	e.GET("/schedules", s.schedulesPage, s.signedIn)
+	e.GET("/schedules/new", s.newScheduleForm, s.signedIn, s.role(roleOperator))
+	e.POST("/schedules", s.createSchedule, s.signedIn, s.role(roleOperator))
+	e.GET("/schedules/:name", s.schedulePage, s.signedIn)
+	e.GET("/schedules/:name/edit", s.editScheduleForm, s.signedIn, s.role(roleOperator))
+	e.POST("/schedules/:name", s.updateSchedule, s.signedIn, s.role(roleOperator))
+	e.POST("/schedules/:name/trigger", s.triggerSchedule, s.signedIn, s.role(roleSubmitter))
 }
