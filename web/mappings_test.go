@@ -131,6 +131,11 @@ func cloneValues(v url.Values) url.Values {
 
 func mustUser(t *testing.T, st *stack, name string) *catalog.User {
 	t.Helper()
+	return mustUserTB(t, st, name)
+}
+
+func mustUserTB(t testing.TB, st *stack, name string) *catalog.User {
+	t.Helper()
 	u, err := st.store.GetUserByName(st.ctx, name)
 	require.NoError(t, err)
 	return u

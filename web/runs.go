@@ -21,7 +21,7 @@ type runsView struct {
 	Runs   []client.Run
 	// States are the run states the filter offers.
 	States []catalog.RunState
-	// Next is the query of the next (older) page; "" on the last page.
+	// Next is the link to the next (older) page; "" on the last page.
 	Next string
 }
 
@@ -38,8 +38,8 @@ type runFilter struct {
 	since, until time.Time
 }
 
-// Query is the filter as a query string, first page.
-func (f runFilter) Query() string { return f.query("") }
+// First is the link to the filter's first page.
+func (f runFilter) First() string { return "/runs?" + f.query("") }
 
 // Active reports whether any filter is set.
 func (f runFilter) Active() bool {
@@ -147,7 +147,7 @@ func (s *Server) runsPage(c echo.Context) error {
 	}
 	v.Runs = page.Runs
 	if page.NextCursor != "" {
-		v.Next = f.query(page.NextCursor)
+		v.Next = "/runs?" + f.query(page.NextCursor)
 	}
 	return s.render(c, http.StatusOK, "runs", p)
 }

@@ -24,7 +24,7 @@ func TestRunsListPagesAndFilters(t *testing.T) {
 	require.Equal(t, 50, strings.Count(body, `<tr data-run="`))
 	require.Contains(t, body, ids[len(ids)-1], "newest first")
 	require.NotContains(t, body, ids[len(ids)-51])
-	require.Contains(t, body, `rel="next"`)
+	require.Contains(t, body, `<a href="/runs?cursor=`+ids[len(ids)-50]+`" rel="next"`)
 
 	// Page 2 then 3 by the cursor; the last page has no next link.
 	next := "/runs?cursor=" + ids[len(ids)-50]
@@ -40,6 +40,8 @@ func TestRunsListPagesAndFilters(t *testing.T) {
 	// Filters.
 	_, body = b.get("/runs?user=seeder&state=pending&mapping=trades&region=eu-west")
 	require.Equal(t, 50, strings.Count(body, `<tr data-run="`))
+	require.Contains(t, body, `<a href="/runs?cursor=`+ids[len(ids)-50]+`&amp;mapping=trades&amp;region=eu-west&amp;state=pending&amp;user=seeder" rel="next"`,
+		"the next page keeps the filter")
 	_, body = b.get("/runs?user=nobody")
 	require.Contains(t, body, "No run matches this filter")
 	_, body = b.get("/runs?state=succeeded")
