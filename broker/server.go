@@ -6,7 +6,8 @@
 // also serves the catalog's systems, mappings, users, tokens and entitlements,
 // the health of regions, nodes, systems, services and runs (health.go,
 // nodes.go), health thresholds, and alerts (alerts.go), and it raises an
-// alert when one address or token keeps failing to authenticate.
+// alert when one address or token keeps failing to authenticate. The API's
+// contract is openapi.yaml, served at /api/v1/openapi.json (openapi.go).
 //
 // broker imports only catalog, the standard library, echo and profiler's pure
 // health judgement (Evaluate, Thresholds, Health); it reaches the catalog
@@ -232,6 +233,7 @@ func (s *Server) routes() {
 	admin := []echo.MiddlewareFunc{s.authenticate, s.requireAdmin, s.checkBody}
 
 	api.GET("/whoami", s.whoami, user...)
+	api.GET("/openapi.json", s.openAPI, user...)
 
 	api.POST("/runs", s.submitRun, user...)
 	api.GET("/runs", s.listRuns, user...)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -80,8 +81,9 @@ func parseAlertFilter(q url.Values) (alertFilter, FieldErrors) {
 	return f, fe
 }
 
-// alertsPage lists alerts, filtered, newest first (operators and above:
-// the API refuses others, and the nav hides the page from them).
+// alertsPage lists alerts, filtered, newest first. Who may read them is
+// the API's decision (operators, admins, and users who may read
+// everything); the nav offers the page to operators and admins.
 func (s *Server) alertsPage(c echo.Context) error {
 	f, fe := parseAlertFilter(c.QueryParams())
 	p := Page{Title: "Alerts", Nav: "alerts", Flash: flashOf(c), Errors: fe}
@@ -93,8 +95,9 @@ func (s *Server) alertsPage(c echo.Context) error {
 	page, err := s.apiFor(c).ListAlerts(c.Request().Context(), client.ListAlertsOptions{
 		Open: f.Open, Unacked: f.Unacked, Severity: f.Severity, Region: f.Region, Limit: alertsPageSize, Cursor: f.Cursor})
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
-			p.Errors = fe
+		var ae *client.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+			p.Errors, _, _ = formErrors(err)
 			return s.render(c, http.StatusBadRequest, "alerts", p)
 		}
 		return err

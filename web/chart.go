@@ -12,7 +12,7 @@ import (
 // Chart geometry, in SVG user units (the SVG scales to its box).
 const (
 	chartW, chartH                          = 720, 230
-	chartLeft, chartRight, chartTop, chartB = 64, 14, 14, 30
+	chartLeft, chartRight, chartTop, chartB = 84, 14, 14, 30
 )
 
 // chartPoint is one value at one time.
@@ -171,7 +171,7 @@ func (ch chart) SVG() template.HTML {
 		}
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, xx, chartH-chartB+16, esc(t.UTC().Format(layout)))
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">UTC</text>`, chartW-chartRight, chartH-2)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">UTC</text>`, chartLeft-6, chartH-chartB+16)
 	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>`, chartLeft, chartTop, chartLeft, chartH-chartB)
 	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>`, chartLeft, chartH-chartB, chartW-chartRight, chartH-chartB)
 	if ch.ThresholdLabel != "" && ch.Threshold > 0 && ch.Threshold <= ymax {

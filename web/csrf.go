@@ -25,6 +25,11 @@ func (s *Server) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 		if !unsafeMethod(c.Request().Method) {
 			return next(c)
 		}
+		if viewerOf(c) == nil && c.Request().URL.Path == "/signout" {
+			// No session to end: signing out changes nothing, so a stale
+			// page's button just leads to the sign-in page.
+			return next(c)
+		}
 		want := ""
 		if v := viewerOf(c); v != nil {
 			want = v.CSRF

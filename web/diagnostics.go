@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -12,6 +13,11 @@ import (
 
 // diagnosticsHeldScan is how many pending runs are looked at for held runs.
 const diagnosticsHeldScan = 1000
+
+// nodeAlertKeys are the prefixes of the dedupe keys of the alerts the
+// workload manager raises about a node (workload/holds.go), followed by the
+// node ID.
+var nodeAlertKeys = []string{"node-red:", "node-deviation:", "node-silent:"}
 
 // diagnosticsView explains why something is yellow or red.
 type diagnosticsView struct {
@@ -26,6 +32,9 @@ type diagnosticsView struct {
 	Systems []string
 	// Nodes are a region's yellow and red nodes.
 	Nodes []client.Node
+	// Alerts are the open alerts about the node (nil when the viewer may
+	// not read alerts).
+	Alerts []client.Alert
 }
 
 // finding is one reason of a health, explained.
@@ -42,6 +51,38 @@ type finding struct {
 	HasDeviation bool
 	// Advice says what to do.
 	Advice string
+	// SinceAlert: Since is when the node's first open alert was raised, as
+	// the health itself does not tell.
+	SinceAlert bool
+}
+
+// nodeAlerts returns the open alerts about node; none when the viewer may
+// not read alerts.
+func (s *Server) nodeAlerts(c echo.Context, api *client.Client, node string) ([]client.Alert, error) {
+	var out []client.Alert
+	for _, k := range nodeAlertKeys {
+		page, err := api.ListAlerts(c.Request().Context(), client.ListAlertsOptions{Open: true, Key: k + node, Limit: 10})
+		var ae *client.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Alerts...)
+	}
+	return out, nil
+}
+
+// firstSeen is the earliest FirstSeen of alerts, or nil.
+func firstSeen(alerts []client.Alert) *time.Time {
+	var first *time.Time
+	for i := range alerts {
+		if t := alerts[i].FirstSeen; first == nil || t.Before(*first) {
+			first = &alerts[i].FirstSeen
+		}
+	}
+	return first
 }
 
 // diagnostics explains a yellow or red indicator: ?node=ID or ?region=NAME.
@@ -63,8 +104,18 @@ func (s *Server) diagnostics(c echo.Context) error {
 		} else {
 			s.log.Warn("diagnostics: no history", "node", n.ID, "error", err.Error())
 		}
+		alerts, err := s.nodeAlerts(c, api, n.ID)
+		if err != nil {
+			return err
+		}
+		v.Alerts = alerts
 		for _, r := range n.Health.Reasons {
-			v.Findings = append(v.Findings, explain(r, n, hist, s.cfg.Now()))
+			f := explain(r, n, hist, s.cfg.Now())
+			if f.Since == nil {
+				f.Since = firstSeen(alerts)
+				f.SinceAlert = f.Since != nil
+			}
+			v.Findings = append(v.Findings, f)
 		}
 		rep, err := api.Health(ctx, n.Region)
 		if err != nil {

@@ -37,10 +37,11 @@
 // A form posts (method="post") to a web route and carries {{csrf .}}, the
 // hidden csrf_token field; checkCSRF refuses (403) any unsafe request
 // without it, on every route. The handler calls the API; when the API
-// refuses the data, formErrors(err) gives the error by field, and the
-// handler renders the form again with Page.Form (the posted values, via
-// {{formValue . "field"}}) and Page.Errors ({{fieldError . "field"}} next
-// to the field, the "" key above the form), status 422. The API's field
+// refuses the data, formErrors(err) gives the error by field and the
+// API's status, and the handler renders the form again with that status,
+// Page.Form (the posted values, via {{formValue . "field"}}) and
+// Page.Errors ({{fieldError . "field"}} next to the field, the "" key
+// above the form). The API's field
 // names (catalog.ValidationError.Field, the JSON field names) are the form's
 // field names. On success, redirect (303) with withFlash(path, notice).
 //
@@ -51,6 +52,16 @@
 // header and replaces its content with the answer, which the handler
 // renders with s.renderLive(c, "NAME", page) from the template's "live".
 // Share the loader between the page and its live route (see overview.go).
+//
+// # Tests
+//
+// Pages are tested in process in package web_test (stack_test.go: a real
+// broker on a real SQLite catalog behind the dashboard, over loopback
+// HTTP), and in real Chromium against the weir binary in cmd/weir
+// (web_test.go), with the helpers of cmd/weir/browser_test.go: newBrowser,
+// browserSignIn, pollJS (wait for a condition without reloading) and
+// screenshot (saved under WEIR_ARTIFACTS). A browser test skips without
+// Chromium unless WEIR_REQUIRE_BROWSER is set.
 //
 // # Security
 //

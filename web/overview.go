@@ -27,6 +27,8 @@ const (
 type overviewView struct {
 	Report  *client.HealthReport
 	Regions []regionView
+	// QueueDepth counts the runs waiting: pending (held included) and queued.
+	QueueDepth int64
 	// FinishedLastMinute counts the runs that ended in the last minute.
 	FinishedLastMinute int
 	// BytesPerSecond is the sum of the active runs' transfer rates.
@@ -40,7 +42,8 @@ type overviewView struct {
 // regionView is one region of the overview and its nodes.
 type regionView struct {
 	client.RegionHealth
-	Nodes []client.Node
+	// Members are the region's nodes, worst health first.
+	Members []client.Node
 }
 
 // overview shows each region's nodes as health tiles and the run figures;
@@ -69,7 +72,7 @@ func (s *Server) loadOverview(c echo.Context) (*overviewView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &overviewView{Report: rep}
+	v := &overviewView{Report: rep, QueueDepth: rep.Runs.Pending + rep.Runs.Queued}
 	seen := map[string]bool{}
 	for _, r := range rep.Regions {
 		v.Regions = append(v.Regions, regionView{RegionHealth: r})
@@ -86,12 +89,11 @@ func (s *Server) loadOverview(c echo.Context) (*overviewView, error) {
 		byRegion[v.Regions[i].Region] = &v.Regions[i]
 	}
 	for _, n := range rep.Nodes {
-		byRegion[n.Region].Nodes = append(byRegion[n.Region].Nodes, n)
+		byRegion[n.Region].Members = append(byRegion[n.Region].Members, n)
 	}
 	for i := range v.Regions {
-		sort.SliceStable(v.Regions[i].Nodes, func(a, b int) bool {
-			return colorRank(v.Regions[i].Nodes[a].Health.Color) > colorRank(v.Regions[i].Nodes[b].Health.Color)
-		})
+		m := v.Regions[i].Members
+		sort.SliceStable(m, func(a, b int) bool { return colorRank(m[a].Health.Color) > colorRank(m[b].Health.Color) })
 	}
 	if err := s.runFigures(ctx, api, v); err != nil {
 		return nil, err

@@ -58,25 +58,26 @@ type Page struct {
 // FieldErrors maps a form field to the error to show next to it.
 type FieldErrors map[string]string
 
-// formErrors turns an API refusal of a form's data (400 or 422 with a
-// field, see broker/errors.go) into errors to show next to the fields,
-// reporting false for any other error, which the handler returns instead.
-// The API's field names are the form's field names.
-func formErrors(err error) (FieldErrors, bool) {
+// formErrors turns an API refusal of a form's data into errors to show
+// next to the fields (see broker/errors.go), with the API's status to
+// render the form again with, reporting false for any other error, which
+// the handler returns instead. Refusals that name no field (403, 409, 429)
+// come under the key "". The API's field names are the form's field names.
+func formErrors(err error) (FieldErrors, int, bool) {
 	var ae *client.APIError
 	if !errors.As(err, &ae) {
-		return nil, false
+		return nil, 0, false
 	}
 	switch ae.Status {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusConflict, http.StatusForbidden:
+	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusConflict, http.StatusForbidden, http.StatusTooManyRequests:
 	default:
-		return nil, false
+		return nil, 0, false
 	}
 	msg := ae.Message
 	if ae.Field != "" {
 		msg = strings.TrimPrefix(msg, ae.Field+": ")
 	}
-	return FieldErrors{ae.Field: msg}, true
+	return FieldErrors{ae.Field: msg}, ae.Status, true
 }
 
 // templateFuncs are the helpers every template may call.

@@ -18,6 +18,8 @@ const (
 	APITimeoutDefault = 15 * time.Second
 	// RefreshIntervalDefault is how often live parts of a page poll for news.
 	RefreshIntervalDefault = 2 * time.Second
+	// formBodyLimit bounds a posted form, in bytes; beyond it, 413.
+	formBodyLimit = 1 << 20
 )
 
 // Config configures the dashboard. Its zero value works after WithDefaults,
@@ -78,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.securityHeaders, s.logRequests, s.recoverPanics, s.loadViewer, s.checkCSRF)
+	e.Use(s.securityHeaders, s.logRequests, s.recoverPanics, s.limitBody, s.loadViewer, s.checkCSRF)
 	s.e = e
 	s.routes()
 	s.routed = s.registeredGETs()
@@ -112,8 +114,21 @@ func (s *Server) routes() {
 	e.GET("/nodes/:id", s.nodePage, s.signedIn)
 	e.GET("/nodes/:id/live", s.nodeLive, s.signedIn)
 
-	e.GET("/alerts", s.alertsPage, s.signedIn)
+	e.GET("/alerts", s.alertsPage, s.signedIn) // the API decides who may read alerts
 	e.POST("/alerts/:id/ack", s.ackAlert, s.signedIn, s.role(roleOperator))
 
 	s.runRoutes()
+}
+
+// limitBody refuses (413) a request body over formBodyLimit, and bounds
+// the reading of one whose length is not announced.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > formBodyLimit {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the form is larger than %d bytes", formBodyLimit))
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, formBodyLimit)
+		return next(c)
+	}
 }

@@ -76,7 +76,12 @@ func (s *Server) loadViewer(next echo.HandlerFunc) echo.HandlerFunc {
 			switch {
 			case err == nil:
 				c.Set(ctxViewer, &Viewer{ID: sess.User.ID, Name: sess.User.Name, Role: sess.User.Role, CSRF: sess.CSRFToken})
-			case !errors.Is(err, catalog.ErrUnauthenticated):
+			case errors.Is(err, catalog.ErrUnauthenticated):
+				// Expired or ended: drop the cookie, so that it is not sent
+				// (and refused, and counted as a failure) on every request.
+				c.SetCookie(&http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+					SameSite: http.SameSiteStrictMode, Secure: c.Request().TLS != nil})
+			default:
 				return err
 			}
 		}

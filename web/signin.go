@@ -45,9 +45,9 @@ func (s *Server) signin(c echo.Context) error {
 			p.Errors = FieldErrors{"": "The user name or the password is wrong, or the user is disabled."}
 			return s.render(c, http.StatusUnauthorized, "signin", p)
 		}
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			p.Errors = fe
-			return s.render(c, http.StatusUnprocessableEntity, "signin", p)
+			return s.render(c, status, "signin", p)
 		}
 		return err
 	}

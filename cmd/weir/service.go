@@ -201,7 +201,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		return nil, "", err
 	}
 	if err := s.add(ServiceAPI, func() (func(context.Context) error, error) {
-		h, err := withWeb(withAgent(b.Handler(), agent), b.Handler(), s.log.With("component", "web"))
+		h, err := withWeb(withAgent(b.Handler(), agent), b.Handler(), s.log)
 		if err != nil {
 			return nil, err
 		}
