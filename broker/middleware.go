@@ -87,6 +87,9 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int64("bytes_out", c.Response().Size),
 			slog.String("client_ip", c.RealIP()),
 		}
+		if id := c.Param("run_id"); id != "" {
+			attrs = append(attrs, slog.String("run_id", id)) // every line about a run carries it
+		}
 		if p := principalOf(c); p != nil {
 			attrs = append(attrs, slog.String("user", p.User.Name))
 		}

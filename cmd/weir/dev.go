@@ -46,7 +46,7 @@ The dashboard is at the API's address (http://127.0.0.1:8080/ by default).
 
   weir dev
   weir submit demo-trades -p business_date=2026-11-20 --wait`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), g, f)
 		},
@@ -66,7 +66,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 	}
 	for _, check := range []func() error{f.checkNode, f.checkServer, f.checkWorker} {
 		if err := check(); err != nil {
-			return err
+			return usageErr(err)
 		}
 	}
 	dataDir, err := filepath.Abs(g.dataDir)
@@ -131,7 +131,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		return err
 	}
 	out := g.main.Stdout
-	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, f.catalog, f.region)
+	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, redactDSN(f.catalog), f.region)
 	if token != "" {
 		fmt.Fprintf(out, "Admin API token (shown once, also in %s):\n  %s\n", filepath.Join(dataDir, AdminTokenFile), token)
 	}
