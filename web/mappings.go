@@ -75,7 +75,7 @@ func (s *Server) loadMapping(c echo.Context) (*mappingView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &mappingView{Mapping: m, Advanced: advancedJSON(client.DefinitionOf(m))}
+	v := &mappingView{Mapping: m, Advanced: advancedJSON(client.MappingRequestOf(m))}
 	page, err := api.ListRuns(ctx, client.ListRunsOptions{Mapping: m.Name, Limit: mappingRecentRuns})
 	if err != nil {
 		return nil, err
@@ -123,15 +123,15 @@ func (s *Server) submitRun(c echo.Context) error {
 		n, err := strconv.Atoi(pr)
 		if err != nil {
 			p.Errors = FieldErrors{"priority": fmt.Sprintf("%q is not a whole number", pr)}
-			return s.render(c, http.StatusUnprocessableEntity, "mapping", p)
+			return s.render(c, http.StatusBadRequest, "mapping", p)
 		}
 		req.Priority = n
 	}
 	run, err := s.apiFor(c).SubmitRun(ctx, req)
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			p.Errors = fe
-			return s.render(c, http.StatusUnprocessableEntity, "mapping", p)
+			return s.render(c, status, "mapping", p)
 		}
 		return err
 	}
@@ -152,13 +152,13 @@ func (s *Server) previewMapping(c echo.Context) error {
 		n, err := strconv.Atoi(l)
 		if err != nil {
 			p.Errors = FieldErrors{"limit": fmt.Sprintf("%q is not a whole number", l)}
-			return s.render(c, http.StatusUnprocessableEntity, "mapping", p)
+			return s.render(c, http.StatusBadRequest, "mapping", p)
 		}
 		req.Limit = n
 	}
 	pv, err := s.apiFor(c).PreviewMapping(c.Request().Context(), v.Mapping.Name, req)
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			if msg, ok := fe["source"]; ok { // the source cannot be read: not a form field
 				delete(fe, "source")
 				fe[""] = "The preview cannot read the source: " + msg
@@ -168,7 +168,7 @@ func (s *Server) previewMapping(c echo.Context) error {
 				fe[""] = msg
 			}
 			p.Errors = fe
-			return s.render(c, http.StatusUnprocessableEntity, "mapping", p)
+			return s.render(c, status, "mapping", p)
 		}
 		return err
 	}
@@ -188,7 +188,7 @@ func (s *Server) editMappingForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	def := client.DefinitionOf(m)
+	def := client.MappingRequestOf(m)
 	params, _ := json.MarshalIndent(def.Params, "", "  ")
 	if def.Params == nil {
 		params = []byte("[]")
@@ -237,18 +237,18 @@ func (s *Server) saveMapping(c echo.Context, name string) error {
 	}
 	def, fe := mappingDefinitionOf(form)
 	if fe != nil {
-		return s.mappingForm(c, http.StatusUnprocessableEntity, name, form, fe)
+		return s.mappingForm(c, http.StatusBadRequest, name, form, fe)
 	}
 	api := s.apiFor(c)
 	var m *client.Mapping
 	if name == "" {
-		m, err = api.CreateMappingDefinition(c.Request().Context(), def)
+		m, err = api.CreateMapping(c.Request().Context(), def)
 	} else {
-		m, err = api.UpdateMappingDefinition(c.Request().Context(), def)
+		m, err = api.UpdateMapping(c.Request().Context(), def)
 	}
 	if err != nil {
-		if fe, ok := refusedFields(err); ok {
-			return s.mappingForm(c, http.StatusUnprocessableEntity, name, form, mappingFieldErrors(fe))
+		if fe, status, ok := refusedFields(err); ok {
+			return s.mappingForm(c, status, name, form, mappingFieldErrors(fe))
 		}
 		return err
 	}
@@ -292,8 +292,8 @@ func oneOfString(v string, set []string) bool {
 // mappingDefinitionOf builds a mapping's definition from the form: the
 // advanced JSON first, then the form's own inputs over it. A value the form
 // cannot read is an error next to its field.
-func mappingDefinitionOf(form url.Values) (client.MappingDefinition, FieldErrors) {
-	var def client.MappingDefinition
+func mappingDefinitionOf(form url.Values) (client.MappingRequest, FieldErrors) {
+	var def client.MappingRequest
 	fe := FieldErrors{}
 	if adv := strings.TrimSpace(form.Get("advanced")); adv != "" {
 		dec := json.NewDecoder(strings.NewReader(adv))
@@ -342,7 +342,7 @@ func mappingDefinitionOf(form url.Values) (client.MappingDefinition, FieldErrors
 
 // advancedJSON is the part of a definition the form edits as JSON: all but
 // the form's own inputs and the params.
-func advancedJSON(def client.MappingDefinition) string {
+func advancedJSON(def client.MappingRequest) string {
 	b, err := json.Marshal(def)
 	if err != nil {
 		return "{}"

@@ -16,7 +16,7 @@ import (
 // viewer sees no submit form and is refused when forging it.
 func TestMappingFormsSubmitAndPreview(t *testing.T) {
 	t.Parallel()
-	st := newStack(t)
+	st := newRunStack(t)
 	st.writeSource("2026-11-20", map[string]string{"trades.csv": "id,sym,qty,px\n1,aapl,10,1.5\n2,msft,-4,2.25\n3,ibm,0,3\n"})
 	for _, action := range []string{catalog.ActionManage, catalog.ActionRead} {
 		require.NoError(t, st.store.CreateEntitlement(st.ctx, &catalog.Entitlement{UserID: mustUser(t, st, "op").ID, Resource: "mapping:*",
@@ -39,19 +39,19 @@ func TestMappingFormsSubmitAndPreview(t *testing.T) {
 	bad.Set("max_attempts", "many")
 	bad.Set("params", "[{")
 	code, body, _ = op.submit("/mappings", bad)
-	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Equal(t, http.StatusBadRequest, code, body)
 	require.Contains(t, body, `data-field="max_attempts"`)
 	require.Contains(t, body, `data-field="params"`)
 	require.Contains(t, body, `value="trades/{business_date}/trades.csv"`, "the posted values fill the form again")
 	bad = cloneValues(form)
 	bad.Set("source.system", "nope")
 	code, body, _ = op.submit("/mappings", bad)
-	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Equal(t, http.StatusBadRequest, code, body)
 	require.Contains(t, body, `data-field="source.system"`)
 	bad = cloneValues(form)
 	bad.Set("advanced", `{"fields":[{"name":"sym","expr":"upper("}]}`)
 	code, body, _ = op.submit("/mappings", bad)
-	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Equal(t, http.StatusBadRequest, code, body)
 	require.Contains(t, body, `data-field="advanced"`)
 
 	code, body, loc := op.submit("/mappings", form)
@@ -72,10 +72,10 @@ func TestMappingFormsSubmitAndPreview(t *testing.T) {
 	require.Contains(t, body, "<td>AAPL</td>")
 	require.Contains(t, body, "dropped by the filter")
 	code, body, _ = op.submit("/mappings/rows/preview", url.Values{"params.business_date": {"2026-11-20"}, "limit": {"500"}})
-	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, `data-field="limit"`)
 	code, body, _ = op.submit("/mappings/trades/preview", url.Values{"params.business_date": {"2026-11-20"}})
-	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, "copies files byte for byte")
 
 	// Edit: a new version, the data plane kept.
@@ -95,7 +95,7 @@ func TestMappingFormsSubmitAndPreview(t *testing.T) {
 
 	// Submit a run: a bad parameter is shown next to its field; a good one opens the run.
 	code, body, _ = op.submit("/mappings/trades/runs", url.Values{"params.business_date": {"2019-01-01"}})
-	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Equal(t, http.StatusBadRequest, code, body)
 	require.Contains(t, body, `data-field="params.business_date"`)
 	code, body, loc = op.submit("/mappings/trades/runs", url.Values{"params.business_date": {"2026-11-20"}, "priority": {"3"}})
 	require.Equal(t, http.StatusSeeOther, code, body)
@@ -129,12 +129,12 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-func mustUser(t *testing.T, st *stack, name string) *catalog.User {
+func mustUser(t *testing.T, st *runStack, name string) *catalog.User {
 	t.Helper()
 	return mustUserTB(t, st, name)
 }
 
-func mustUserTB(t testing.TB, st *stack, name string) *catalog.User {
+func mustUserTB(t testing.TB, st *runStack, name string) *catalog.User {
 	t.Helper()
 	u, err := st.store.GetUserByName(st.ctx, name)
 	require.NoError(t, err)

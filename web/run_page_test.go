@@ -16,7 +16,7 @@ import (
 // refuses them to others, forged or not; the live fragment comes alone.
 func TestRunPageCancelAndRetry(t *testing.T) {
 	t.Parallel()
-	st := newStack(t)
+	st := newRunStack(t)
 	ids := st.seedRuns(1, mustUser(t, st, "sub"))
 	id := ids[0]
 	op, sub, viewer := st.signIn("op"), st.signIn("sub"), st.signIn("viewer")

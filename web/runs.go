@@ -139,9 +139,9 @@ func (s *Server) runsPage(c echo.Context) error {
 	}
 	page, err := s.apiFor(c).ListRuns(c.Request().Context(), f.options())
 	if err != nil {
-		if fe, ok := formErrors(err); ok {
+		if fe, status, ok := formErrors(err); ok {
 			p.Errors = apiFilterErrors(fe)
-			return s.render(c, http.StatusBadRequest, "runs", p)
+			return s.render(c, status, "runs", p)
 		}
 		return err
 	}

@@ -17,7 +17,7 @@ const runsBenchCatalog = 10_000
 //
 //	go test ./web -run '^$' -bench BenchmarkRunsPage -benchmem
 func BenchmarkRunsPage(b *testing.B) {
-	st := newStack(b)
+	st := newRunStack(b)
 	start := time.Now()
 	ids := st.seedRuns(runsBenchCatalog, mustUserTB(b, st, "sub"))
 	b.Logf("seeded %d runs in %s", len(ids), time.Since(start).Round(time.Millisecond))
@@ -26,7 +26,7 @@ func BenchmarkRunsPage(b *testing.B) {
 	op, admin := st.signIn("op"), st.signIn("admin")
 	for _, bc := range []struct {
 		name, path string
-		who        *browser
+		who        *runBrowser
 	}{
 		{"admin/first", "/runs", admin},
 		{"admin/deep", "/runs?cursor=" + ids[runsBenchCatalog/2], admin},

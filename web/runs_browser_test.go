@@ -74,7 +74,7 @@ func TestBrowserRunsPageWith10000Runs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("seeds 10,000 runs")
 	}
-	st := newStack(t)
+	st := newRunStack(t)
 	ids := st.seedRuns(runsBenchCatalog, mustUser(t, st, "sub"))
 	ctx := newChrome(t)
 	signInChrome(t, ctx, st.srv.URL, "admin")

@@ -28,7 +28,7 @@ const stackRegion = "eu-west"
 // stackPassword is every test user's password.
 const stackPassword = "correct horse battery"
 
-// stack is the dashboard in front of a real broker on a real SQLite
+// runStack is the dashboard in front of a real broker on a real SQLite
 // catalog, served over HTTP as cmd/weir serves it: /api/ to the broker,
 // the rest to the dashboard.
 //
@@ -37,7 +37,7 @@ const stackPassword = "correct horse battery"
 // mapping:trades), viewer (viewer: read on *); fs systems src and dst;
 // mapping trades (src trades/{business_date} -> dst out/{business_date},
 // business_date a required date).
-type stack struct {
+type runStack struct {
 	t     testing.TB
 	ctx   context.Context
 	store *catalog.Store
@@ -45,7 +45,7 @@ type stack struct {
 	src   string // root of system src
 }
 
-func newStack(t testing.TB) *stack {
+func newRunStack(t testing.TB) *runStack {
 	t.Helper()
 	ctx := context.Background()
 	store := catalogtest.Open(t, catalog.DialectSQLite)
@@ -55,7 +55,7 @@ func newStack(t testing.TB) *stack {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/", dash)
-	st := &stack{t: t, ctx: ctx, store: store, srv: httptest.NewServer(mux), src: t.TempDir()}
+	st := &runStack{t: t, ctx: ctx, store: store, srv: httptest.NewServer(mux), src: t.TempDir()}
 	t.Cleanup(st.srv.Close)
 
 	st.user("admin", catalog.RoleAdmin)
@@ -76,7 +76,7 @@ func newStack(t testing.TB) *stack {
 }
 
 // user creates a user with stackPassword and grants ("resource/action").
-func (st *stack) user(name, role string, grants ...string) *catalog.User {
+func (st *runStack) user(name, role string, grants ...string) *catalog.User {
 	st.t.Helper()
 	u := &catalog.User{Name: name, Role: role}
 	require.NoError(st.t, st.store.CreateUser(st.ctx, u))
@@ -89,9 +89,9 @@ func (st *stack) user(name, role string, grants ...string) *catalog.User {
 	return u
 }
 
-// browser is a signed-in HTTP client of the stack, redirects not followed.
-type browser struct {
-	st   *stack
+// runBrowser is a signed-in HTTP client of the stack, redirects not followed.
+type runBrowser struct {
+	st   *runStack
 	hc   *http.Client
 	csrf string
 }
@@ -99,10 +99,10 @@ type browser struct {
 var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // signIn signs name in through the sign-in form.
-func (st *stack) signIn(name string) *browser {
+func (st *runStack) signIn(name string) *runBrowser {
 	st.t.Helper()
 	jar, _ := cookiejar.New(nil)
-	b := &browser{st: st, hc: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+	b := &runBrowser{st: st, hc: &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	_, body := b.get("/signin")
 	m := csrfRE.FindStringSubmatch(body)
@@ -117,7 +117,7 @@ func (st *stack) signIn(name string) *browser {
 }
 
 // get fetches a page and returns its status and body.
-func (b *browser) get(path string) (int, string) {
+func (b *runBrowser) get(path string) (int, string) {
 	b.st.t.Helper()
 	resp, err := b.hc.Get(b.st.srv.URL + path)
 	require.NoError(b.st.t, err)
@@ -128,7 +128,7 @@ func (b *browser) get(path string) (int, string) {
 
 // post posts a form as is (add csrf_token yourself, or use submit) and
 // returns the status, body and redirect location.
-func (b *browser) post(path string, form url.Values) (int, string, string) {
+func (b *runBrowser) post(path string, form url.Values) (int, string, string) {
 	b.st.t.Helper()
 	resp, err := b.hc.PostForm(b.st.srv.URL+path, form)
 	require.NoError(b.st.t, err)
@@ -138,7 +138,7 @@ func (b *browser) post(path string, form url.Values) (int, string, string) {
 }
 
 // submit posts a form with the session's CSRF token.
-func (b *browser) submit(path string, form url.Values) (int, string, string) {
+func (b *runBrowser) submit(path string, form url.Values) (int, string, string) {
 	b.st.t.Helper()
 	if form == nil {
 		form = url.Values{}
@@ -149,7 +149,7 @@ func (b *browser) submit(path string, form url.Values) (int, string, string) {
 
 // seedRuns inserts n pending runs of mapping trades, one millisecond
 // apart (run_ids ascending), submitted by user.
-func (st *stack) seedRuns(n int, user *catalog.User) []string {
+func (st *runStack) seedRuns(n int, user *catalog.User) []string {
 	st.t.Helper()
 	ids := make([]string, 0, n)
 	start := time.Now().Add(-time.Duration(n) * time.Millisecond).UnixMilli()
@@ -165,7 +165,7 @@ func (st *stack) seedRuns(n int, user *catalog.User) []string {
 }
 
 // writeSource writes the files of a business date at system src.
-func (st *stack) writeSource(date string, files map[string]string) {
+func (st *runStack) writeSource(date string, files map[string]string) {
 	st.t.Helper()
 	dir := filepath.Join(st.src, "trades", date)
 	require.NoError(st.t, os.MkdirAll(dir, 0o755))

@@ -14,7 +14,7 @@ import (
 // the error next to its field.
 func TestRunsListPagesAndFilters(t *testing.T) {
 	t.Parallel()
-	st := newStack(t)
+	st := newRunStack(t)
 	u := st.user("seeder", "submitter")
 	ids := st.seedRuns(120, u)
 	b := st.signIn("op")

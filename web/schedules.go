@@ -126,7 +126,7 @@ func (s *Server) saveSchedule(c echo.Context, name string) error {
 		}
 	}
 	if len(fe) > 0 {
-		return s.scheduleForm(c, http.StatusUnprocessableEntity, name, form, fe)
+		return s.scheduleForm(c, http.StatusBadRequest, name, form, fe)
 	}
 	api := s.apiFor(c)
 	var sc *client.Schedule
@@ -136,8 +136,8 @@ func (s *Server) saveSchedule(c echo.Context, name string) error {
 		sc, err = api.UpdateSchedule(c.Request().Context(), req)
 	}
 	if err != nil {
-		if fe, ok := refusedFields(err); ok {
-			return s.scheduleForm(c, http.StatusUnprocessableEntity, name, form, prefixErrors(fe, "params"))
+		if fe, status, ok := refusedFields(err); ok {
+			return s.scheduleForm(c, status, name, form, prefixErrors(fe, "params"))
 		}
 		return err
 	}

@@ -117,7 +117,7 @@ func (s *Server) saveSystem(c echo.Context, name string) error {
 	}
 	form.Del("secrets") // never sent back to the browser
 	if len(fe) > 0 {
-		return s.systemForm(c, http.StatusUnprocessableEntity, name, form, fe)
+		return s.systemForm(c, http.StatusBadRequest, name, form, fe)
 	}
 	api := s.apiFor(c)
 	var sys *client.System
@@ -127,8 +127,8 @@ func (s *Server) saveSystem(c echo.Context, name string) error {
 		sys, err = api.UpdateSystem(c.Request().Context(), req)
 	}
 	if err != nil {
-		if fe, ok := refusedFields(err); ok {
-			return s.systemForm(c, http.StatusUnprocessableEntity, name, form, prefixErrors(fe, "settings", "secrets"))
+		if fe, status, ok := refusedFields(err); ok {
+			return s.systemForm(c, status, name, form, prefixErrors(fe, "settings", "secrets"))
 		}
 		return err
 	}
@@ -137,16 +137,16 @@ func (s *Server) saveSystem(c echo.Context, name string) error {
 
 // refusedFields is formErrors, and also takes the client's own checks
 // (a *catalog.ValidationError, such as a bad name refused before any
-// request) as errors next to their fields.
-func refusedFields(err error) (FieldErrors, bool) {
-	if fe, ok := formErrors(err); ok {
-		return fe, true
+// request) as errors next to their fields, with status 400, as the API answers them.
+func refusedFields(err error) (FieldErrors, int, bool) {
+	if fe, status, ok := formErrors(err); ok {
+		return fe, status, true
 	}
 	var ve *catalog.ValidationError
 	if errors.As(err, &ve) {
-		return FieldErrors{ve.Field: ve.Message}, true
+		return FieldErrors{ve.Field: ve.Message}, http.StatusBadRequest, true
 	}
-	return nil, false
+	return nil, 0, false
 }
 
 // prefixErrors moves an error on a sub-field (settings.root) next to its

@@ -15,7 +15,7 @@ import (
 // never shown again; a viewer can read but not post.
 func TestSystemForms(t *testing.T) {
 	t.Parallel()
-	st := newStack(t)
+	st := newRunStack(t)
 	require.NoError(t, st.store.CreateEntitlement(st.ctx, &catalog.Entitlement{UserID: mustUser(t, st, "op").ID, Resource: "system:*",
 		Action: catalog.ActionManage, CIDRs: catalog.NewJSON([]string{})}))
 	op := st.signIn("op")
@@ -37,7 +37,7 @@ func TestSystemForms(t *testing.T) {
 			f[k] = v
 		}
 		code, body, _ = op.submit("/systems", f)
-		require.Equal(t, http.StatusUnprocessableEntity, code, field)
+		require.Equal(t, http.StatusBadRequest, code, field)
 		require.Contains(t, body, `data-field="`+field+`"`, field)
 		require.NotContains(t, body, "s3cret-value", "a secret is never sent back")
 	}
@@ -76,7 +76,7 @@ func TestSystemForms(t *testing.T) {
 // page; a submitter may run it now but not edit it; a viewer neither.
 func TestScheduleForms(t *testing.T) {
 	t.Parallel()
-	st := newStack(t)
+	st := newRunStack(t)
 	require.NoError(t, st.store.CreateEntitlement(st.ctx, &catalog.Entitlement{UserID: mustUser(t, st, "op").ID, Resource: "mapping:trades",
 		Action: catalog.ActionManage, CIDRs: catalog.NewJSON([]string{})}))
 	op := st.signIn("op")
@@ -98,7 +98,7 @@ func TestScheduleForms(t *testing.T) {
 			f[k] = v
 		}
 		code, body, _ = op.submit("/schedules", f)
-		require.Equal(t, http.StatusUnprocessableEntity, code, field)
+		require.Equal(t, http.StatusBadRequest, code, field)
 		require.Contains(t, body, `data-field="`+field+`"`, field)
 	}
 	code, body, _ = op.submit("/schedules", form)
