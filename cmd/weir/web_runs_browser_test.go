@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +66,10 @@ func runsScreenshot(t *testing.T, ctx context.Context, name string) {
 // submit demo-trades signs in, submits a run from the mapping's page with
 // its business date, and watches the run's page, without reloading it,
 // until the worker has moved the demo data: the progress bar at 100%, the
-// state succeeded and the delivery manifest listing the files.
+// state succeeded and the delivery manifest listing the files. So that the
+// page surely opens before the run ends, the worker is made red (memory
+// thresholds below its use) before the submit, which holds the run, and
+// calm again once the page is open.
 func TestBrowserSubmitRunWatchProgress(t *testing.T) {
 	t.Parallel()
 	ctx := runsBrowser(t)
@@ -72,7 +77,7 @@ func TestBrowserSubmitRunWatchProgress(t *testing.T) {
 	addr := freeAddr(t)
 	base := "http://" + addr
 	dev := startWeir(t, "weir dev", []string{"WEIR_ADMIN_TOKEN=", "WEIR_TOKEN=", "WEIR_SERVER="},
-		"dev", "--data-dir", dataDir, "--listen", addr)
+		"dev", "--data-dir", dataDir, "--listen", addr, "--sample-interval", "300ms")
 	waitReady(t, dev, base)
 	tok, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
 	if err != nil {
@@ -94,7 +99,51 @@ func TestBrowserSubmitRunWatchProgress(t *testing.T) {
 		}
 	}
 
-	step, cancel := context.WithTimeout(ctx, 60*time.Second)
+	// Hold runs: the worker red on memory.
+	var nodes struct {
+		Nodes []struct {
+			ID     string   `json:"id"`
+			Roles  []string `json:"roles"`
+			Health struct {
+				Color string `json:"color"`
+			} `json:"health"`
+		} `json:"nodes"`
+	}
+	worker := ""
+	for deadline := time.Now().Add(20 * time.Second); worker == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if code := admin.call("GET", "/api/v1/nodes", nil, &nodes); code != 200 {
+			t.Fatalf("list nodes: status %d", code)
+		}
+		for _, n := range nodes.Nodes {
+			if slices.Contains(n.Roles, "worker") {
+				worker = n.ID
+			}
+		}
+	}
+	if worker == "" {
+		t.Fatal("no worker node within 20s")
+	}
+	scope := "/api/v1/thresholds/" + url.PathEscape("node:"+worker)
+	if code := admin.call("PUT", scope, map[string]any{"memory": map[string]float64{"warn": 0.5, "crit": 1}}, nil); code != 200 {
+		t.Fatalf("lower the worker's memory thresholds: status %d", code)
+	}
+	waitNodeColor := func(want string) {
+		t.Helper()
+		var n struct {
+			Health struct {
+				Color string `json:"color"`
+			} `json:"health"`
+		}
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if code := admin.call("GET", "/api/v1/nodes/"+url.PathEscape(worker), nil, &n); code == 200 && n.Health.Color == want {
+				return
+			}
+		}
+		t.Fatalf("worker %s not %s within 20s (last %q)", worker, want, n.Health.Color)
+	}
+	waitNodeColor("red")
+
+	step, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	err = chromedp.Do(step,
 		chromedp.Navigate(base+"/signin"),
@@ -124,8 +173,12 @@ func TestBrowserSubmitRunWatchProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("run page %s opened with the run %s", loc, first)
-	if first == "succeeded" {
-		t.Fatalf("the run had already succeeded when its page opened: nothing left to watch live")
+	if first != "pending" {
+		t.Fatalf("the run is %s when its page opens; want pending, held while the worker is red", first)
+	}
+	// Release: the worker calm again.
+	if code := admin.call("DELETE", scope, nil, nil); code != 200 && code != 204 {
+		t.Fatalf("restore the worker's thresholds: status %d", code)
 	}
 
 	// Watch: the live part refreshes every 2 s until the manifest shows.
@@ -160,9 +213,9 @@ func TestBrowserSubmitRunWatchProgress(t *testing.T) {
 			}
 			break
 		}
-		if time.Since(start) > 50*time.Second {
+		if time.Since(start) > 60*time.Second {
 			runsScreenshot(t, ctx, "run-timeout")
-			t.Fatalf("the run page did not show the run succeeded with its manifest within 50s; last %v", st)
+			t.Fatalf("the run page did not show the run succeeded with its manifest within 60s; last %v", st)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
