@@ -79,6 +79,8 @@ type Decision struct {
 	// limit of capacity: such a hold raises an alert and ends, after the
 	// maximum hold time, in the run's abort.
 	Health bool
+	// Kind is the kind of Hold, for metrics.
+	Kind HoldKind
 }
 
 // Admitted reports whether the run was given a worker.
@@ -132,13 +134,13 @@ func Govern(in GovernInput) []Decision {
 		d := Decision{RunID: r.ID}
 		systems := runSystems(r)
 		if reason := redHost(in.SystemHosts, r); reason != "" {
-			d.Hold, d.Health = reason, true
+			d.Hold, d.Health, d.Kind = reason, true, HoldHostCritical
 		} else if active >= in.MaxActiveRuns {
-			d.Hold = fmt.Sprintf("region %s at its limit of %d active runs", in.Region, in.MaxActiveRuns)
+			d.Hold, d.Kind = fmt.Sprintf("region %s at its limit of %d active runs", in.Region, in.MaxActiveRuns), HoldRegionLimit
 		} else {
 			for _, sys := range systems {
 				if limit := in.SystemLimits[sys]; limit > 0 && systemActive[sys] >= limit {
-					d.Hold = fmt.Sprintf("system %s at its limit of %d concurrent runs", sys, limit)
+					d.Hold, d.Kind = fmt.Sprintf("system %s at its limit of %d concurrent runs", sys, limit), HoldSystemLimit
 					break
 				}
 			}
@@ -147,6 +149,7 @@ func Govern(in GovernInput) []Decision {
 			i := PickWorker(workers, in.SystemHosts, r)
 			if i < 0 {
 				d.Hold, d.Health = noWorkerReason(in.Region, workers)
+				d.Kind = noWorkerKind(workers, d.Health)
 			} else {
 				d.Worker = workers[i].ID
 				workers[i].Active++
