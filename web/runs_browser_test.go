@@ -88,6 +88,7 @@ func TestBrowserRunsPageWith10000Runs(t *testing.T) {
 	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#runs tbody tr").length`))
 	require.NoError(t, err)
 	require.Equal(t, 50, rows)
+	screenshot(t, ctx, "runs-10000")
 	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#runs tbody tr").dataset.run`))
 	require.NoError(t, err)
 	require.Equal(t, ids[len(ids)-1], first, "newest first")
