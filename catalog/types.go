@@ -557,4 +557,10 @@ type ManifestCounts struct {
 	TargetRows   *int64 `json:"target_rows,omitempty"`
 	TargetMethod string `json:"target_method,omitempty"`
 	Check        string `json:"check"`
+	// SourceCounted is the rows the dispatcher agent linked to the source
+	// system counted there after the commit, by SourceMethod: a cross-check
+	// of SourceRows that does not fail the run (the source may change
+	// meanwhile); nil when no agent counted.
+	SourceCounted *int64 `json:"source_counted,omitempty"`
+	SourceMethod  string `json:"source_method,omitempty"`
 }

@@ -443,8 +443,9 @@ func (a *Agent) audit(ctx context.Context, c *call, began time.Time, took time.D
 	}
 	if c.principal != nil {
 		e.Actor = c.principal.User.Name
-		id := c.principal.TokenID
-		e.TokenID = &id
+		if id := c.principal.TokenID; id != 0 { // 0: a node's credential, not an API token
+			e.TokenID = &id
+		}
 	}
 	if ae != nil {
 		e.Detail = ae.Message

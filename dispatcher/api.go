@@ -120,8 +120,9 @@ const FormatAuto = "auto"
 // Count methods reported by CountResult.Method.
 const (
 	MethodList  = "list"  // files listed and summed
-	MethodCount = "count" // the connector counted (SELECT count(*))
-	MethodScan  = "scan"  // every partition read and its rows counted
+	MethodCount = "count" // the connector counted itself
+	MethodSQL   = "sql"   // a table of a database: SELECT count(*) FROM it
+	MethodScan  = "scan"  // every partition read and its rows counted (a query, files with a format)
 )
 
 // CountResult is count's answer: Files and Bytes for a file system, Rows

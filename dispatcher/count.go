@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/connector"
 	"github.com/weirdata/weir/connector/format"
 	"github.com/weirdata/weir/connector/spi"
 )
@@ -17,6 +19,10 @@ import (
 type Counter interface {
 	Count(ctx context.Context, ds spi.Dataset) (int64, error)
 }
+
+// sqlCounted are the kinds whose tables count counts with SELECT count(*)
+// rather than by reading every row.
+var sqlCounted = map[string]bool{catalog.KindPostgres: true, catalog.KindMySQL: true, catalog.KindSQLite: true}
 
 // Limits of count's arguments.
 const (
@@ -183,6 +189,14 @@ func (a *Agent) count(ctx context.Context, c *call) (any, error) {
 		}
 		res.Method, res.Rows = MethodCount, &n
 	case spi.RowSource:
+		// A table of a database counts itself; when that fails (no such
+		// table...) the scan below says why as precisely as for a query.
+		if args.Table != "" && sqlCounted[sys.Kind] {
+			if n, _, _, err := connector.Count(ctx, conn, sys.Kind, ds, 1); err == nil {
+				res.Method, res.Rows = MethodSQL, &n
+				break
+			}
+		}
 		n, bad, parts, err := a.scan(ctx, rc, ds)
 		if err != nil {
 			return nil, fmt.Errorf("count rows: %w", err)

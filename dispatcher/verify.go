@@ -149,7 +149,7 @@ func (a *Agent) verify(ctx context.Context, c *call) (any, error) {
 		man = atTarget
 	}
 	res.State, res.Attempt = string(man.State), man.Attempt
-	if err := a.compare(ctx, src, dir, man.Files, res); err != nil {
+	if err := a.compare(ctx, src, dir, manifestFiles(man, dir), res); err != nil {
 		return nil, err
 	}
 	res.TookMS = time.Since(began).Milliseconds()
@@ -331,4 +331,21 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// manifestFiles are the manifest's files relative to dir. A file copy's
+// manifest names them so already; a row delivery's (one with a Source)
+// names them from the system's root, as its connector wrote them.
+func manifestFiles(man *catalog.Manifest, dir string) []catalog.ManifestFile {
+	if man.Source == nil || dir == "" || dir == "." {
+		return man.Files
+	}
+	out := make([]catalog.ManifestFile, len(man.Files))
+	for i, f := range man.Files {
+		out[i] = f
+		if rel, ok := strings.CutPrefix(f.Path, dir+"/"); ok {
+			out[i].Path = rel
+		}
+	}
+	return out
 }

@@ -117,6 +117,7 @@ func (s *Server) routes() {
 	e.GET("/alerts", s.alertsPage, s.signedIn) // the API decides who may read alerts
 	e.POST("/alerts/:id/ack", s.ackAlert, s.signedIn, s.role(roleOperator))
 
+	s.runRoutes()
 	s.adminRoutes() // admin_*.go
 }
 

@@ -68,6 +68,9 @@ func (w *Worker) runAttempt(a *attempt) {
 	began := time.Now()
 	a.log.Info("run started", slog.String("mapping", a.run.Mapping), slog.Int("mapping_version", a.run.MappingVersion))
 	out, err := w.execute(a)
+	if err == nil {
+		err = w.verifyDelivery(a, out)
+	}
 	w.finish(a, out, err, time.Since(began))
 }
 

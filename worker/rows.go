@@ -226,6 +226,7 @@ func (w *Worker) executeRows(a *attempt, m *catalog.Mapping, srcSys, dstSys *cat
 	if err := w.countTarget(a, job, cm, before, counts); err != nil {
 		return nil, err
 	}
+	w.countSource(a, job, counts)
 	state := catalog.StateSucceeded
 	if written == 0 {
 		state = catalog.StateEmpty

@@ -35,11 +35,15 @@ func (w *Worker) countTarget(a *attempt, job *rowJob, cm connector.Commit, befor
 		c.Check = "not counted: a null target keeps nothing"
 		return nil
 	case kind == catalog.KindFS:
-		n, err := w.countFiles(a, job, cm.Files)
+		n, method, ok, err := w.agentCountFiles(a, job, writtenPaths(cm.Files))
+		if !ok {
+			method = connector.CountedByScan
+			n, err = w.countFiles(a, job, cm.Files)
+		}
 		if err != nil {
 			return fmt.Errorf("count the delivered rows: %w", err)
 		}
-		c.TargetRows, c.TargetMethod = &n, connector.CountedByScan
+		c.TargetRows, c.TargetMethod = &n, method
 		if n != written {
 			c.Check = "mismatch"
 			return permanent(fmt.Errorf("count mismatch: the %s delivered to %s hold %d rows, %d were written",
@@ -51,12 +55,15 @@ func (w *Worker) countTarget(a *attempt, job *rowJob, cm connector.Commit, befor
 		c.Check = "not counted: the target has no table"
 		return nil
 	}
-	n, method, err := w.countTable(ctx, job.dstSys, job.dstDS.Table)
+	label := describe(job.dstSys, job.dstDS)
+	n, method, ok, err := w.agentCountRows(a, job.dstSys, AgentCount{Table: job.dstDS.Table}, label, countInstead)
+	if !ok {
+		n, method, err = w.countTable(ctx, job.dstSys, job.dstDS.Table)
+	}
 	if err != nil {
 		return fmt.Errorf("count the target's rows after the commit: %w", err)
 	}
 	c.TargetBefore, c.TargetRows, c.TargetMethod = before, &n, method
-	label := describe(job.dstSys, job.dstDS)
 	switch job.m.Mode() {
 	case catalog.WriteTruncateInsert:
 		if n != written {
@@ -82,7 +89,7 @@ func (w *Worker) countTarget(a *attempt, job *rowJob, cm connector.Commit, befor
 			c.Check = fmt.Sprintf("ok: %s went from %d to %d rows, the %d appended", label, *before, n, written)
 		}
 	}
-	a.log.Info("target counted", slog.Int64("rows", n), slog.String("check", c.Check))
+	a.log.Info("target counted", slog.Int64("rows", n), slog.String("method", method), slog.String("check", c.Check))
 	return nil
 }
 
@@ -155,4 +162,13 @@ func headerNamesFields(ds connector.Dataset) bool {
 	}
 	o, err := connector.ParseFormatOptions(ds.Format, ds.Options)
 	return err == nil && o.Header
+}
+
+// writtenPaths are the paths of the files a load delivered.
+func writtenPaths(files []connector.Written) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
 }

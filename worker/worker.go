@@ -100,6 +100,12 @@ type Config struct {
 	SpoolDir string
 	// Metrics receives the worker's metrics (metrics.go); nil, none.
 	Metrics prometheus.Registerer
+
+	// Agents, when set, reaches the dispatcher agents linked to systems,
+	// which then count and verify deliveries (agent.go); nil counts
+	// in-process only. AgentTimeout bounds one call; AgentTimeoutDefault.
+	Agents       Agents
+	AgentTimeout time.Duration
 }
 
 // WithDefaults fills zero fields with their defaults.
@@ -143,6 +149,9 @@ func (c Config) WithDefaults() Config {
 	if c.HighLoad == 0 {
 		c.HighLoad = HighLoadDefault
 	}
+	if c.AgentTimeout == 0 {
+		c.AgentTimeout = AgentTimeoutDefault
+	}
 	return c
 }
 
@@ -166,6 +175,8 @@ func (c Config) validate() error {
 		return catalog.Invalid("worker.queue_depth", "must be at least 1, got %d", c.QueueDepth)
 	case c.HighLoad <= 0:
 		return catalog.Invalid("worker.high_load", "must be positive, got %v", c.HighLoad)
+	case c.AgentTimeout < 0:
+		return catalog.Invalid("worker.agent_timeout", "must be positive, got %s", c.AgentTimeout)
 	}
 	return nil
 }

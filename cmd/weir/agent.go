@@ -22,13 +22,13 @@ const (
 	// AttrNode is the ID of the agent node the system is linked to.
 	AttrNode = catalog.SystemNodeAttribute
 	// AttrProbedAt is when the attributes were last discovered (RFC 3339, UTC).
-	AttrProbedAt = "probed_at"
+	AttrProbedAt = catalog.SystemProbedAt
 	// AttrProbeError is why the last probe failed, and AttrProbeErrorAt
 	// when; the attributes of the last successful probe are kept beside them.
-	AttrProbeError   = "probe_error"
-	AttrProbeErrorAt = "probe_error_at"
+	AttrProbeError   = catalog.SystemProbeError
+	AttrProbeErrorAt = catalog.SystemProbeErrorAt
 	// AttrProbedBy is the node that probed the system last.
-	AttrProbedBy = "probed_by"
+	AttrProbedBy = catalog.SystemProbedBy
 )
 
 // RegistrationPollDefault is how often a server looks for systems to probe:
@@ -69,7 +69,11 @@ the profiler reports the disk space of the file systems' roots.
       --agent-listen 0.0.0.0:7071
 
 The attributes are in the catalog's system_attributes table; the health of
-the systems (weir health) is judged on this node's host.`,
+the systems (weir health) is judged on this node's host. Workers have this
+agent count the rows delivered to its systems and verify the delivered
+files against the run's delivery manifest; the region's leader has it probe
+a system whose attributes are older than twice --probe-interval. Those calls
+carry the calling node's token and are audited as node:<id>.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd.Context(), f, a)

@@ -275,10 +275,12 @@ func (s *stack) addNotifier(f *serviceFlags) error {
 }
 
 // nodeAuth is the Store the node's dispatcher agent authenticates through:
-// the catalog's API tokens, plus the node's own credential, a random secret
-// that never leaves the process, with which the node calls its own agent
-// (`weir agent` probing its systems). Those calls are audited as user
-// "node:<id>", who may only read systems.
+// the catalog's API tokens, the other nodes' tokens (catalog node tokens,
+// audited as "node:<id>", who may only read systems and mappings: see
+// agentcall.go), plus the node's own credential, a random secret that never
+// leaves the process, with which the node calls its own agent (`weir agent`
+// probing its systems). Those calls are audited as user "node:<id>", who may
+// only read systems.
 type nodeAuth struct {
 	*catalog.Store
 	secret    string
@@ -292,11 +294,15 @@ func newNodeAuth(store *catalog.Store, node string) *nodeAuth {
 	}}
 }
 
-// Authenticate resolves raw as the node's own credential or an API token.
+// Authenticate resolves raw as the node's own credential, another node's
+// token (catalog.AuthenticateNode) or an API token.
 func (a *nodeAuth) Authenticate(ctx context.Context, raw string) (*catalog.Principal, error) {
 	if len(raw) == len(a.secret) && subtle.ConstantTimeCompare([]byte(raw), []byte(a.secret)) == 1 {
 		p := *a.principal
 		return &p, nil
+	}
+	if p, found, err := a.Store.AuthenticateNode(ctx, raw); found || err != nil {
+		return p, err
 	}
 	return a.Store.Authenticate(ctx, raw)
 }

@@ -45,6 +45,7 @@ type stack struct {
 	node  string
 	sup   *monitor.Supervisor
 	reg   *prometheus.Registry // the process's metrics, served at MetricsPath (metrics.go)
+	token *nodeToken           // the node's token toward other agents, once issued (agentcall.go)
 }
 
 // newStack returns the stack of node, whose supervisor records the

@@ -222,6 +222,10 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		api.close()
 		return nil, "", err
 	}
+	if err := s.addAgentProber(f); err != nil {
+		api.close()
+		return nil, "", err
+	}
 	// Systems created through the API get their attributes from a probe.
 	p := &prober{node: s.node, region: f.region, interval: f.probeInterval, poll: RegistrationPollDefault, store: s.store,
 		client: dispatcher.NewClient(loopbackURL(api.Addr()), auth.secret), log: s.log.With("component", "prober")}
@@ -237,8 +241,13 @@ func (s *stack) addWorker(f *serviceFlags, roles []string, address string) error
 	if err := s.joinPool(f, roles, address, f.slots); err != nil {
 		return err
 	}
+	agents, err := s.agentsFor()
+	if err != nil {
+		return err
+	}
 	cfg := worker.Config{NodeID: s.node, Region: f.region, Address: address, Version: version(), Roles: roles,
-		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, HighLoad: f.highLoad, Logger: s.base.With("component", "worker"), Metrics: s.reg}
+		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, HighLoad: f.highLoad, Logger: s.base.With("component", "worker"), Metrics: s.reg,
+		Agents: agents}
 	return s.add(ServiceWorker, func() (func(context.Context) error, error) {
 		return worker.New(cfg, s.store, connector.Default()).Run, nil
 	})
