@@ -253,7 +253,7 @@ func (s *Server) createEntitlement(c echo.Context) error {
 		}
 		return err
 	}
-	noteAudit(c, auditNote{Args: map[string]any{"entitlement_id": e.ID}})
+	noteAudit(c, auditNote{Target: fmt.Sprintf("entitlement:%d", e.ID)})
 	s.log.Info("entitlement granted", slog.Int64("entitlement_id", e.ID), slog.Int64("for_user_id", e.UserID),
 		slog.String("resource", e.Resource), slog.String("action", e.Action), slog.String("user", e.CreatedBy))
 	return c.JSON(http.StatusCreated, e)

@@ -142,7 +142,10 @@ func (s *Server) auditRequest(c echo.Context, start time.Time, status int) {
 	if unsafeMethod(req.Method) {
 		action = auditAction(req.Method, route)
 	}
-	denied := status == http.StatusUnauthorized || status == http.StatusForbidden
+	// GET /session without a live session only means "not signed in": the
+	// dashboard asks it on every page.
+	denied := (status == http.StatusUnauthorized || status == http.StatusForbidden) &&
+		!(req.Method == http.MethodGet && route == "/api/v1/session")
 	if action == "" && !denied {
 		return
 	}
@@ -150,7 +153,7 @@ func (s *Server) auditRequest(c echo.Context, start time.Time, status int) {
 		action = "api.denied"
 	}
 	e := &catalog.AuditEntry{
-		At:         start,
+		At:         s.cfg.Now(),
 		Node:       s.cfg.NodeID,
 		Action:     action,
 		Target:     auditTarget(c, route),

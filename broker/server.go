@@ -1,6 +1,9 @@
 // Package broker is Weir's REST API (echo v4, under /api/v1): the only
-// component that talks to clients. It authenticates callers by API token,
-// checks their entitlements, validates run requests against the mapping's
+// component that talks to clients. It authenticates callers by API token
+// or by the dashboard's session cookie with its CSRF token (sign-in and
+// passwords in session.go), checks their entitlements (their own and their
+// groups', groups.go), records admin changes and refusals in the audit log
+// (audit.go), validates run requests against the mapping's
 // declarations (parameters, date windows, path escapes), applies idempotency
 // keys, and inserts runs as pending for the workload manager to admit. It
 // also serves the catalog's systems, mappings, users, tokens and entitlements,

@@ -41,6 +41,9 @@ const (
 	sessionCleanupEvery = time.Hour
 	// signInKeysMax bounds the user names and addresses tracked at once.
 	signInKeysMax = 10000
+	// signInNameMax bounds the user name of a sign-in (user names are at
+	// most 128 characters), so that the failure counts stay small.
+	signInNameMax = 128
 )
 
 // Alert keys of sign-in failures: "sign-in-failures:user:NAME" and "sign-in-failures:ip:ADDR".
@@ -213,6 +216,9 @@ func (s *Server) signIn(c echo.Context) error {
 	noteAudit(c, auditNote{Target: "user:" + req.Username})
 	if req.Username == "" {
 		return catalog.Invalid("username", "is required")
+	}
+	if len(req.Username) > signInNameMax {
+		return catalog.Invalid("username", "must be at most %d characters", signInNameMax)
 	}
 	if req.Password == "" {
 		return catalog.Invalid("password", "is required")

@@ -18,7 +18,7 @@ type (
 	User = catalog.User
 	// Token is an API token, without its secret.
 	Token = catalog.Token
-	// Entitlement grants a user one action on a resource.
+	// Entitlement grants a user, or the members of a group, one action on a resource.
 	Entitlement = catalog.Entitlement
 )
 
@@ -28,6 +28,9 @@ type UserRequest struct {
 	// Role is one of viewer, submitter, operator, admin.
 	Role     string `json:"role"`
 	Disabled bool   `json:"disabled,omitempty"`
+	// Password, when given, lets the user sign in to the dashboard (at
+	// least catalog.PasswordMinLength characters); stored only as a slow hash.
+	Password string `json:"password,omitempty"`
 }
 
 // UserPatch changes a user: nil fields stay as they are.
@@ -49,10 +52,13 @@ type NewToken struct {
 	Token
 }
 
-// EntitlementRequest grants Action on Resource to a user, optionally only
-// from the networks in CIDRs.
+// EntitlementRequest grants Action on Resource to a user (UserID) or to
+// every member of a group (GroupID), optionally only from the networks in
+// CIDRs.
 type EntitlementRequest struct {
-	UserID int64 `json:"user_id"`
+	UserID int64 `json:"user_id,omitempty"`
+	// GroupID grants to every member of a group instead of to one user.
+	GroupID int64 `json:"group_id,omitempty"`
 	// Resource is "mapping:NAME", "system:NAME", "function:NAME", a kind with
 	// "*" ("mapping:*"), or "*".
 	Resource string `json:"resource"`
@@ -169,7 +175,7 @@ func (c *Client) ListEntitlements(ctx context.Context, userID int64) ([]Entitlem
 func (c *Client) CreateEntitlement(ctx context.Context, req EntitlementRequest) (*Entitlement, error) {
 	var e Entitlement
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/entitlements", body: req}, &e); err != nil {
-		return nil, fmt.Errorf("grant %s on %s to user %d: %w", req.Action, req.Resource, req.UserID, err)
+		return nil, fmt.Errorf("grant %s on %s: %w", req.Action, req.Resource, err)
 	}
 	return &e, nil
 }

@@ -191,6 +191,32 @@ func TestClientReachesEveryAPIRoute(t *testing.T) {
 	_, err = carol.WhoAmI(ctx)
 	require.ErrorIs(t, err, client.ErrUnauthenticated)
 
+	// Passwords, sessions, groups and the audit log.
+	require.NoError(t, c.SetPassword(ctx, u.ID, "carol-password-123", ""))
+	browser, csrf := newSessionClient(t, testServer.url)
+	sess, err := browser.SignIn(ctx, "carol", "carol-password-123")
+	require.NoError(t, err)
+	csrf.token = sess.CSRFToken
+	cur, err := browser.CurrentSession(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "carol", cur.User.Name)
+	require.NoError(t, browser.SignOut(ctx))
+	_, err = browser.CurrentSession(ctx)
+	require.ErrorIs(t, err, client.ErrUnauthenticated)
+	grp, err := c.CreateGroup(ctx, "desk", "the desk")
+	require.NoError(t, err)
+	require.NoError(t, c.AddGroupMember(ctx, grp.ID, u.ID))
+	_, err = c.ListGroups(ctx)
+	require.NoError(t, err)
+	gd, err := c.GetGroup(ctx, grp.ID)
+	require.NoError(t, err)
+	require.Equal(t, []int64{u.ID}, gd.MemberIDs)
+	require.NoError(t, c.RemoveGroupMember(ctx, grp.ID, u.ID))
+	require.NoError(t, c.DeleteGroup(ctx, grp.ID))
+	audit, err := c.ListAudit(ctx, client.AuditOptions{Action: "group.*"})
+	require.NoError(t, err)
+	require.Len(t, audit.Entries, 4)
+
 	// Health, nodes, thresholds and alerts.
 	_, err = c.Health(ctx, "")
 	require.NoError(t, err)

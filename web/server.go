@@ -118,6 +118,7 @@ func (s *Server) routes() {
 	e.POST("/alerts/:id/ack", s.ackAlert, s.signedIn, s.role(roleOperator))
 
 	s.runRoutes()
+	s.adminRoutes() // admin_*.go
 }
 
 // limitBody refuses (413) a request body over formBodyLimit, and bounds

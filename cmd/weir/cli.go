@@ -32,6 +32,9 @@ func clientCommands(g *globals) []*cobra.Command {
 		newThresholdsCmd(g),
 		newClusterCmd(g),
 		newProbeCmd(g),
+		newUsersCmd(g),
+		newGroupsCmd(g),
+		newAuditCmd(g),
 	}
 }
 

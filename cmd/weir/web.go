@@ -16,7 +16,7 @@ import (
 )
 
 // apiPaths are the paths the API keeps when the dashboard serves the rest.
-var apiPaths = []string{"/api/", "/healthz", "/readyz", "/metrics", "/agent/"}
+var apiPaths = []string{"/api/", "/federation/", "/healthz", "/readyz", "/metrics", "/agent/"}
 
 // withWeb serves the dashboard at / and everything under apiPaths with
 // next. The dashboard reads and writes through api (the broker's handler),
