@@ -8,8 +8,8 @@
 // nodes.go), health thresholds, and alerts (alerts.go), and it raises an
 // alert when one address or token keeps failing to authenticate.
 //
-// broker imports only catalog, the standard library, echo and profiler's pure
-// health judgement (Evaluate, Thresholds, Health); it reaches the catalog
+// broker imports only catalog (which holds the pure health rules:
+// catalog.Evaluate, Thresholds, Health), the standard library and echo; it reaches the catalog
 // through the small Store interface that *catalog.Store satisfies, wired by
 // cmd/weir.
 package broker

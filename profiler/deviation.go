@@ -6,27 +6,18 @@ import (
 	"github.com/weirdata/weir/catalog"
 )
 
-// DeviationMetrics are the metrics scored against their baseline: those that
-// say how busy a host is. Levels that drift by nature (free bytes, RSS,
-// goroutines) are kept in the baselines for charts but not scored.
-var DeviationMetrics = []string{
-	MetricCPU, MetricMemUsedPct, MetricLoad1,
-	MetricDiskReadBps, MetricDiskWriteBps, MetricNetRxBps, MetricNetTxBps,
-	MetricProcCPU,
-}
-
 // deviationFloor is the smallest standard deviation a metric is scored
 // with: a baseline that hardly ever moved (an idle disk, a flat 2% CPU) would
 // otherwise turn the smallest change into a huge score.
 var deviationFloor = map[string]float64{
-	MetricCPU:          1,       // one percentage point
-	MetricMemUsedPct:   1,       // one percentage point
-	MetricLoad1:        0.1,     // a tenth of a runnable task
-	MetricDiskReadBps:  1 << 20, // 1 MiB/s
-	MetricDiskWriteBps: 1 << 20,
-	MetricNetRxBps:     1 << 20,
-	MetricNetTxBps:     1 << 20,
-	MetricProcCPU:      1,
+	catalog.MetricCPU:          1,       // one percentage point
+	catalog.MetricMemUsedPct:   1,       // one percentage point
+	catalog.MetricLoad1:        0.1,     // a tenth of a runnable task
+	catalog.MetricDiskReadBps:  1 << 20, // 1 MiB/s
+	catalog.MetricDiskWriteBps: 1 << 20,
+	catalog.MetricNetRxBps:     1 << 20,
+	catalog.MetricNetTxBps:     1 << 20,
+	catalog.MetricProcCPU:      1,
 }
 
 // DeviationRelativeFloor is the smallest standard deviation as a fraction of
@@ -49,7 +40,7 @@ func ZScore(metric string, x float64, agg catalog.MetricAgg, minSamples int64) (
 // result is nil when none qualifies.
 func Deviations(m map[string]float64, baseline map[string]catalog.MetricAgg, minSamples int64) map[string]float64 {
 	var out map[string]float64
-	for _, name := range DeviationMetrics {
+	for _, name := range catalog.DeviationMetrics {
 		x, ok := m[name]
 		if !ok {
 			continue

@@ -171,7 +171,7 @@ type Profiler struct {
 	running atomic.Bool
 
 	mu     sync.Mutex
-	latest Sample
+	latest catalog.Sample
 
 	// Owned by the Run goroutine (or a test driving step).
 	buf             []catalog.HostSample
@@ -203,7 +203,7 @@ func (p *Profiler) Config() Config { return p.cfg }
 
 // Latest returns the newest sample, with its deviations; its At is zero
 // before the first sample.
-func (p *Profiler) Latest() Sample {
+func (p *Profiler) Latest() catalog.Sample {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.latest

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/weirdata/weir/catalog"
-	"github.com/weirdata/weir/profiler"
 )
 
 const (
@@ -77,18 +76,18 @@ type nodeCondition struct {
 // baseline. A condition that cannot be judged (statistics older than the
 // critical heartbeat age) is left as it is.
 func nodeConditions(n *catalog.Node, hv *healthView) []nodeCondition {
-	th := hv.thresholds(catalog.NodeScope(n.ID))
-	age := max(hv.now.Sub(n.LastSeen), 0)
-	beat := profiler.Evaluate(profiler.Sample{At: hv.now}, age, th, hv.now).Only(catalog.ThresholdHeartbeat)
+	th := hv.Thresholds(catalog.NodeScope(n.ID))
+	age := max(hv.Now.Sub(n.LastSeen), 0)
+	beat := catalog.Evaluate(catalog.Sample{At: hv.Now}, age, th, hv.Now).Only(catalog.ThresholdHeartbeat)
 	silent := nodeCondition{key: AlertKeyNodeSilent + n.ID, subject: "node " + n.ID + " is silent"}
 	switch {
 	case n.State == catalog.NodeDead:
 		silent.severity = catalog.AlertCritical
 		silent.message = fmt.Sprintf("node %s is dead: not heard from for %s", n.ID, age.Round(time.Second))
-	case beat.Color == profiler.Red:
+	case beat.Color == catalog.Red:
 		silent.severity = catalog.AlertCritical
 		silent.message = beat.Reasons[0].Text
-	case beat.Color == profiler.Yellow:
+	case beat.Color == catalog.Yellow:
 		silent.keep = true
 	}
 	red := nodeCondition{key: AlertKeyNodeRed + n.ID, subject: "node " + n.ID + " is red"}
@@ -98,15 +97,15 @@ func nodeConditions(n *catalog.Node, hv *healthView) []nodeCondition {
 		red.keep, dev.keep = true, true
 		return []nodeCondition{silent, red, dev}
 	}
-	hl := profiler.Evaluate(s, 0, th, hv.now)
+	hl := catalog.Evaluate(s, 0, th, hv.Now)
 	if text := redText(hl); text != "" {
 		red.severity, red.message = catalog.AlertCritical, text
-	} else if hl.Worst(admissionMetrics...) != profiler.Green {
+	} else if hl.Worst(admissionMetrics...) != catalog.Green {
 		red.keep = true // yellow: resolved only once green again
 	}
-	if d := hl.Only(catalog.ThresholdDeviation); d.Color != profiler.Green {
+	if d := hl.Only(catalog.ThresholdDeviation); d.Color != catalog.Green {
 		dev.severity = catalog.AlertWarning
-		if d.Color == profiler.Red {
+		if d.Color == catalog.Red {
 			dev.severity = catalog.AlertCritical
 		}
 		texts := make([]string, len(d.Reasons))
@@ -131,8 +130,8 @@ func (m *Manager) watchNodes(ctx context.Context, hv *healthView) error {
 	}
 	var want []nodeCondition
 	seen := map[string]bool{}
-	for i := range hv.nodes {
-		n := &hv.nodes[i]
+	for i := range hv.Nodes {
+		n := &hv.Nodes[i]
 		if n.Region != m.cfg.Region || n.State == catalog.NodeLeft {
 			continue
 		}

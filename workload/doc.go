@@ -28,7 +28,7 @@
 // LISTEN/NOTIFY, an in-process signal on SQLite) and on a polling tick, which
 // stays the truth.
 //
-// workload imports catalog, the standard library and profiler's pure health
-// judgement (Evaluate, Thresholds); cmd/weir hands it a *catalog.Store
+// workload imports catalog (with its pure health rules: catalog.Evaluate,
+// Thresholds) and the standard library; cmd/weir hands it a *catalog.Store
 // through the Store interface.
 package workload

@@ -265,7 +265,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 		}
 	}
 	var nodes []catalog.Node
-	for _, n := range hv.nodes {
+	for _, n := range hv.Nodes {
 		if n.Region == region {
 			nodes = append(nodes, n)
 		}
@@ -321,7 +321,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 	}
 
 	decisions := Govern(in)
-	decisions, err = m.enforceHolds(ctx, t, decisions, cands, hv.now)
+	decisions, err = m.enforceHolds(ctx, t, decisions, cands, hv.Now)
 	if err != nil {
 		return err
 	}
