@@ -31,6 +31,8 @@ type alertState struct {
 	seeded bool
 	// open maps the key of each open node alert to its severity.
 	open map[string]string
+	// holds maps the key of each open hold cause alert to what it said.
+	holds map[string]holdAlert
 	// endedSince is where the next look for ended runs starts.
 	endedSince time.Time
 	// alerted are the ended runs alerted in the overlap, by end time.
@@ -38,7 +40,7 @@ type alertState struct {
 }
 
 func newAlertState(endedSince time.Time) *alertState {
-	return &alertState{open: map[string]string{}, endedSince: endedSince, alerted: map[string]time.Time{}}
+	return &alertState{open: map[string]string{}, holds: map[string]holdAlert{}, endedSince: endedSince, alerted: map[string]time.Time{}}
 }
 
 // watch raises and resolves the alerts of a full tick: nodes going red,
@@ -171,8 +173,10 @@ func (m *Manager) watchNodes(ctx context.Context, hv *healthView) error {
 	return errors.Join(errs...)
 }
 
-// seedNodeAlerts reads the region's open node alerts, so that a new leader
-// resolves what an earlier one raised and does not raise it again.
+// seedNodeAlerts reads the region's open node and hold cause alerts, so that
+// a new leader resolves what an earlier one raised and does not raise it
+// again. Alerts of single held runs, which earlier versions raised, are
+// resolved: hold causes replace them.
 func (m *Manager) seedNodeAlerts(ctx context.Context) error {
 	f := catalog.AlertFilter{Open: true, Region: m.cfg.Region, Limit: catalog.ListLimitMax}
 	for {
@@ -181,6 +185,14 @@ func (m *Manager) seedNodeAlerts(ctx context.Context) error {
 			return fmt.Errorf("list open alerts: %w", err)
 		}
 		for _, a := range page {
+			switch {
+			case strings.HasPrefix(a.Key, AlertKeyHold):
+				m.alerts.holds[a.Key] = holdAlert{runs: -1, msg: a.Message, at: a.LastSeen}
+			case strings.HasPrefix(a.Key, AlertKeyRunHeld):
+				if _, err := m.store.ResolveAlert(ctx, a.Key); err != nil {
+					return fmt.Errorf("resolve alert %s: %w", a.Key, err)
+				}
+			}
 			for _, p := range []string{AlertKeyNodeRed, AlertKeyNodeSilent, AlertKeyNodeDeviation} {
 				if strings.HasPrefix(a.Key, p) {
 					m.alerts.open[a.Key] = a.Severity

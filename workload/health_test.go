@@ -79,15 +79,17 @@ func TestManagerHoldsRunsOnARedWorkerUntilItsThresholdsRise(t *testing.T) {
 		for _, r := range runs {
 			got := e.run(r.ID)
 			require.Equal(t, catalog.StatePending, got.State)
-			require.Equal(t, reason, got.HoldReason)
-			as := alertsOf(t, s, AlertKeyRunHeld+r.ID)
-			require.Len(t, as, 1, "one alert per held run")
-			require.Equal(t, int64(1), as[0].Count, "raised once, not once per tick")
-			require.True(t, as[0].Open())
-			require.Equal(t, catalog.AlertWarning, as[0].Severity)
-			require.Equal(t, reason, as[0].Message)
-			require.Equal(t, region, as[0].Region)
+			require.Equal(t, reason, got.HoldReason, "each run shows its own hold reason")
+			require.Empty(t, alertsOf(t, s, AlertKeyRunHeld+r.ID), "no alert per run")
 		}
+		as := alertsOf(t, s, AlertKeyHold+"workers of region local")
+		require.Len(t, as, 1, "one alert for the cause of the holds")
+		require.Equal(t, int64(1), as[0].Count, "raised once, not once per tick nor again by the next leader")
+		require.True(t, as[0].Open())
+		require.Equal(t, catalog.AlertWarning, as[0].Severity)
+		require.Equal(t, "workers of region local holds runs", as[0].Subject)
+		require.Equal(t, "3 runs held ("+runs[0].ID+", "+runs[1].ID+", "+runs[2].ID+"): "+reason, as[0].Message)
+		require.Equal(t, region, as[0].Region)
 		require.Len(t, holdsOf(t, s), 3)
 
 		// Raising the thresholds dispatches them, without a restart.
@@ -98,11 +100,10 @@ func TestManagerHoldsRunsOnARedWorkerUntilItsThresholdsRise(t *testing.T) {
 			require.Empty(t, got.HoldReason)
 		}
 		require.Eventually(t, func() bool { return len(holdsOf(t, s)) == 0 }, 5*time.Second, 5*time.Millisecond)
-		for _, r := range runs {
-			as := alertsOf(t, s, AlertKeyRunHeld+r.ID)
-			require.Len(t, as, 1)
-			require.False(t, as[0].Open(), "the alert is resolved once the run is dispatched")
-		}
+		require.Eventually(t, func() bool {
+			as := alertsOf(t, s, AlertKeyHold+"workers of region local")
+			return len(as) == 1 && !as[0].Open()
+		}, 5*time.Second, 5*time.Millisecond, "the alert is resolved once its runs are dispatched")
 	})
 }
 
@@ -175,15 +176,15 @@ func TestManagerAbortsARunHeldPastTheMaximumHoldTime(t *testing.T) {
 		require.Equal(t, "held longer than the maximum hold time of 400ms: "+reason, got.Error)
 		require.Empty(t, got.HoldReason)
 		require.Eventually(t, func() bool {
-			as := alertsOf(t, s, AlertKeyRunHeld+held.ID)
-			return len(as) == 1 && !as[0].Open()
+			as := alertsOf(t, s, AlertKeyHold+"host db-1")
+			return len(as) == 1 && !as[0].Open() && as[0].Message == "1 run held ("+held.ID+"): "+reason
 		}, 5*time.Second, 5*time.Millisecond, "the hold ended with the run")
 		require.Eventually(t, func() bool {
 			as := alertsOf(t, s, AlertKeyRunFailed+held.ID)
 			return len(as) == 1 && as[0].Open() && strings.Contains(as[0].Message, reason)
 		}, 5*time.Second, 5*time.Millisecond, "the aborted run raises its alert")
 		require.Empty(t, holdsOf(t, s))
-		require.Equal(t, int64(1), alertsOf(t, s, AlertKeyRunHeld+held.ID)[0].Count)
+		require.Equal(t, int64(1), alertsOf(t, s, AlertKeyHold+"host db-1")[0].Count)
 	})
 }
 

@@ -552,9 +552,10 @@ func TestGovernanceEndToEnd(t *testing.T) {
 		t.Errorf("overall health %s with w1 red", rep.Health.Color)
 	}
 
-	heldKey := "run-held:" + r.ID
+	// One alert per cause of holds (here: no healthy worker), not per run.
+	heldKey := "hold:workers of region " + RegionDefault
 	var page client.AlertPage
-	waitFor(t, 10*time.Second, "the alert of the held run", func() bool {
+	waitFor(t, 10*time.Second, "the alert of the hold cause", func() bool {
 		weirJSON(t, base, c.token, &page, "alerts", "list", "--key", heldKey)
 		return len(page.Alerts) > 0
 	})
