@@ -131,6 +131,14 @@ func FlappingAlertKey(node, service string) string {
 	return "service-flapping:" + node + "/" + service
 }
 
+// RestartedAlertKey is the dedupe key of the warning raised each time
+// service is restarted on node: one alert per service, whose count and
+// last_seen go up with every restart, resolved once it stayed up for a
+// flap window.
+func RestartedAlertKey(node, service string) string {
+	return "service-restarted:" + node + "/" + service
+}
+
 // unit is one supervised service and its state.
 type unit struct {
 	name string
@@ -145,7 +153,10 @@ type unit struct {
 	flapping bool
 	raises   []catalog.RaiseAlertParams // to raise
 	resolve  bool                       // the flapping alert is to resolve
-	done     bool                       // its goroutine returned
+	// restarted is set while the restart alert is open; resolveRestart
+	// when it is to resolve.
+	restarted, resolveRestart bool
+	done                      bool // its goroutine returned
 }
 
 // Supervisor runs a node's services, restarts them when they die and
@@ -336,6 +347,14 @@ func (s *Supervisor) supervise(ctx context.Context, u *unit) {
 			})
 		}
 		u.row.Restarts++
+		u.restarted, u.resolveRestart = true, false
+		u.raises = append(u.raises, catalog.RaiseAlertParams{
+			Key:      RestartedAlertKey(s.cfg.NodeID, u.name),
+			Severity: catalog.AlertWarning,
+			Subject:  fmt.Sprintf("service %s on node %s restarted", u.name, s.cfg.NodeID),
+			Message:  fmt.Sprintf("died (%s); restarted after %s (%d restarts since the node started)", err, delay, u.row.Restarts),
+			Region:   s.cfg.Region,
+		})
 		u.row.LastError, u.row.LastExit, u.row.PID = err.Error(), &end, 0
 		u.dirty = true
 		restarts := u.row.Restarts
@@ -406,20 +425,27 @@ func (s *Supervisor) writeLoop(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
-// check resolves the flapping alert of services that stayed up for a FlapWindow.
+// check resolves the flapping and restart alerts of services that stayed
+// up for a FlapWindow.
 func (s *Supervisor) check() {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range s.units {
-		if !u.flapping || u.row.Status != catalog.ServiceRunning {
+		if (!u.flapping && !u.restarted) || u.row.Status != catalog.ServiceRunning {
 			continue
 		}
-		if n := len(u.deaths); n == 0 || now.Sub(u.deaths[n-1]) >= s.cfg.FlapWindow {
+		if n := len(u.deaths); n > 0 && now.Sub(u.deaths[n-1]) < s.cfg.FlapWindow {
+			continue
+		}
+		if u.flapping {
 			u.flapping, u.resolve = false, true
-			u.deaths = nil
 			s.log.Info("service is stable again", slog.String("service", u.name))
 		}
+		if u.restarted {
+			u.restarted, u.resolveRestart = false, true
+		}
+		u.deaths = nil
 	}
 }
 
@@ -431,6 +457,8 @@ func (s *Supervisor) flush(ctx context.Context) bool {
 		row     *catalog.Service
 		raises  []catalog.RaiseAlertParams
 		resolve bool
+		// resolveRestart resolves the restart alert.
+		resolveRestart bool
 	}
 	s.mu.Lock()
 	prune := !s.pruned
@@ -438,15 +466,15 @@ func (s *Supervisor) flush(ctx context.Context) bool {
 	var jobs []job
 	for _, u := range s.units {
 		keep = append(keep, u.name)
-		if !u.dirty && len(u.raises) == 0 && !u.resolve {
+		if !u.dirty && len(u.raises) == 0 && !u.resolve && !u.resolveRestart {
 			continue
 		}
-		j := job{u: u, raises: u.raises, resolve: u.resolve}
+		j := job{u: u, raises: u.raises, resolve: u.resolve, resolveRestart: u.resolveRestart}
 		if u.dirty {
 			row := u.row
 			j.row = &row
 		}
-		u.dirty, u.raises, u.resolve = false, nil, false
+		u.dirty, u.raises, u.resolve, u.resolveRestart = false, nil, false, false
 		jobs = append(jobs, j)
 	}
 	s.mu.Unlock()
@@ -470,6 +498,14 @@ func (s *Supervisor) flush(ctx context.Context) bool {
 				failed = err
 				s.mu.Lock()
 				j.u.resolve = !j.u.flapping // unless it flaps again meanwhile
+				s.mu.Unlock()
+			}
+		}
+		if j.resolveRestart {
+			if _, err := s.store.ResolveAlert(ctx, RestartedAlertKey(s.cfg.NodeID, j.u.name)); err != nil {
+				failed = err
+				s.mu.Lock()
+				j.u.resolveRestart = !j.u.restarted // unless it died again meanwhile
 				s.mu.Unlock()
 			}
 		}
