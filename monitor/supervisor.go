@@ -54,6 +54,13 @@ type SupervisorConfig struct {
 	StopTimeout   time.Duration
 	KillGrace     time.Duration
 	Logger        *slog.Logger
+
+	// Commands, when set, is where the supervisor reads the node's
+	// commands from the catalog, every CommandsInterval: it starts the new
+	// ones and stops those deleted or disabled, next to the services added
+	// with Add and AddCommand.
+	Commands         CommandSource
+	CommandsInterval time.Duration
 }
 
 // WithDefaults fills zero (or negative) fields with their defaults.
@@ -69,6 +76,7 @@ func (c SupervisorConfig) WithDefaults() SupervisorConfig {
 	def(&c.FlapWindow, FlapWindowDefault)
 	def(&c.StopTimeout, StopTimeoutDefault)
 	def(&c.KillGrace, KillGraceDefault)
+	def(&c.CommandsInterval, CommandsIntervalDefault)
 	if c.FlapRestarts <= 0 {
 		c.FlapRestarts = FlapRestartsDefault
 	}
@@ -153,6 +161,11 @@ type unit struct {
 	flapping bool
 	raises   []catalog.RaiseAlertParams // to raise
 	resolve  bool                       // the flapping alert is to resolve
+	// fromCatalog marks a command read from the catalog; stop ends it and
+	// exited is closed once its goroutine returned.
+	fromCatalog bool
+	stop        context.CancelFunc
+	exited      chan struct{}
 	// restarted is set while the restart alert is open; resolveRestart
 	// when it is to resolve.
 	restarted, resolveRestart bool
@@ -171,6 +184,9 @@ type Supervisor struct {
 	units   []*unit
 	started bool
 	pruned  bool
+	// conflicts are the catalog commands whose names a service added
+	// otherwise holds, logged once each.
+	conflicts map[string]bool
 }
 
 // NewSupervisor returns a Supervisor of cfg.NodeID's services; add them with
@@ -194,6 +210,14 @@ func (s *Supervisor) Add(sv Service) error {
 
 // AddCommand registers an external command.
 func (s *Supervisor) AddCommand(c CommandService) error {
+	if err := checkCommand(&c); err != nil {
+		return err
+	}
+	return s.add(&unit{name: c.Name, kind: catalog.ServiceCommand, cmd: &c})
+}
+
+// checkCommand checks c and copies its slices.
+func checkCommand(c *CommandService) error {
 	switch {
 	case c.Path == "" || strings.ContainsRune(c.Path, 0):
 		return catalog.Invalid("path", "command %q needs the path of its executable", c.Name)
@@ -211,7 +235,7 @@ func (s *Supervisor) AddCommand(c CommandService) error {
 		}
 	}
 	c.Args, c.Env = slices.Clone(c.Args), slices.Clone(c.Env)
-	return s.add(&unit{name: c.Name, kind: catalog.ServiceCommand, cmd: &c})
+	return nil
 }
 
 func (s *Supervisor) add(u *unit) error {
@@ -256,7 +280,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	writer.Go(func() { s.writeLoop(context.WithoutCancel(ctx), stopWriter) })
 	var services sync.WaitGroup
 	for _, u := range units {
-		services.Go(func() { s.supervise(ctx, u) })
+		s.start(ctx, &services, u)
+	}
+	if s.cfg.Commands != nil {
+		services.Go(func() { s.watchCommands(ctx, &services) })
 	}
 	<-ctx.Done()
 
@@ -271,7 +298,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		var stuck []string
 		now := time.Now()
 		s.mu.Lock()
-		for _, u := range units {
+		for _, u := range s.units {
 			if !u.done {
 				stuck = append(stuck, u.name)
 				u.row.Status, u.row.LastExit, u.row.PID = catalog.ServiceStopped, &now, 0
