@@ -53,6 +53,11 @@ type GovernanceStore interface {
 	ListAlerts(ctx context.Context, f catalog.AlertFilter) ([]catalog.Alert, int64, error)
 	AckAlert(ctx context.Context, id int64, by string) (*catalog.Alert, error)
 	ResolveAlertByID(ctx context.Context, id int64) (*catalog.Alert, error)
+
+	CreateNodeCommand(ctx context.Context, c *catalog.NodeCommand) error
+	ListNodeCommands(ctx context.Context, node string) ([]catalog.NodeCommand, error)
+	GetNodeCommand(ctx context.Context, id int64) (*catalog.NodeCommand, error)
+	DeleteNodeCommand(ctx context.Context, id int64) error
 }
 
 // RunHealth judges a run as of now: yellow while it is held (with its hold

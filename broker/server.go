@@ -274,6 +274,7 @@ func (s *Server) routes() {
 	api.GET("/alerts", s.listAlerts, user...)
 	api.POST("/alerts/:id/ack", s.ackAlert, user...)
 	api.POST("/alerts/:id/resolve", s.resolveAlert, user...)
+	s.commandRoutes(api, admin)
 }
 
 // healthz answers while the process serves HTTP.
