@@ -58,6 +58,9 @@ type GovernanceStore interface {
 	ListNodeCommands(ctx context.Context, node string) ([]catalog.NodeCommand, error)
 	GetNodeCommand(ctx context.Context, id int64) (*catalog.NodeCommand, error)
 	DeleteNodeCommand(ctx context.Context, id int64) error
+
+	CountAuthFailures(ctx context.Context, subject string, window time.Time, n int) (int, error)
+	PruneAuthFailures(ctx context.Context, before time.Time) (int64, error)
 }
 
 // RunHealth judges a run as of now: yellow while it is held (with its hold
