@@ -57,7 +57,7 @@ const db1Reason = "source host db-1: free disk on /tmp 3% < 5% critical"
 // one alert row for the host, its message counting them, and a bounded
 // number of alert writes however many ticks pass.
 func TestManagerRaisesOneAlertPerHoldCause(t *testing.T) {
-	const n = 300
+	const n = 150
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		e := redHostEnv(t, s)
 		e.mapping("m", "src", "dst")
@@ -67,8 +67,13 @@ func TestManagerRaisesOneAlertPerHoldCause(t *testing.T) {
 		}
 		cs := &countingStore{Store: s}
 		cfg := testConfig(t, "mgr1")
+		// A tick over many runs is slow under -race on a busy machine: a
+		// longer lease and dead-node delay keep one leader and a live worker.
+		cfg.LeaseTTL, cfg.NodeDeadAfter = 5*time.Second, 20*time.Second
 		m := start(t, cfg, cs)
-		require.Eventually(t, func() bool { return len(holdsOf(t, s)) == n }, 10*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return len(holdsOf(t, s)) == n && e.run(runs[n-1].ID).HoldReason == db1Reason
+		}, 60*time.Second, 20*time.Millisecond)
 		afterFirst := cs.raises.Load()
 		time.Sleep(20 * cfg.PollInterval) // twenty ticks and more
 		m.stop(t)
@@ -104,8 +109,8 @@ func TestManagerRaisesOneAlertPerHoldCause(t *testing.T) {
 		require.Eventually(t, func() bool {
 			as := alertsOf(t, s, AlertKeyHold+"host db-1")
 			return len(as) == 1 && !as[0].Open()
-		}, 10*time.Second, 10*time.Millisecond)
-		e.waitState(runs[0].ID, catalog.StateQueued, 5*time.Second)
+		}, 60*time.Second, 20*time.Millisecond)
+		e.waitState(runs[0].ID, catalog.StateQueued, 30*time.Second)
 	})
 }
 
