@@ -37,6 +37,9 @@ type UserRequest struct {
 	Name     string `json:"name"`
 	Role     string `json:"role"`
 	Disabled bool   `json:"disabled"`
+	// Password, when given, lets the user sign in (at least
+	// catalog.PasswordMinLength characters); it is stored only as a slow hash.
+	Password string `json:"password,omitempty"`
 }
 
 // UserPatch is the body of PATCH /users/:id; omitted fields stay.
@@ -57,9 +60,11 @@ type NewToken struct {
 	catalog.Token
 }
 
-// EntitlementRequest is the body of POST /entitlements.
+// EntitlementRequest is the body of POST /entitlements: it names a user
+// (user_id) or a group (group_id), not both.
 type EntitlementRequest struct {
 	UserID   int64    `json:"user_id"`
+	GroupID  int64    `json:"group_id"`
 	Resource string   `json:"resource"`
 	Action   string   `json:"action"`
 	CIDRs    []string `json:"cidrs"`
@@ -81,7 +86,15 @@ func (s *Server) createUser(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
+	noteAudit(c, auditNote{Target: "user:" + req.Name, Args: map[string]any{"role": req.Role, "disabled": req.Disabled, "password_set": req.Password != ""}})
 	u := &catalog.User{Name: req.Name, Role: req.Role, Disabled: req.Disabled}
+	if req.Password != "" {
+		hash, err := catalog.HashPassword(req.Password)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash = hash
+	}
 	if err := s.store.CreateUser(c.Request().Context(), u); err != nil {
 		if errors.Is(err, catalog.ErrConflict) {
 			return conflict("a user named %q exists already", req.Name)
@@ -115,6 +128,14 @@ func (s *Server) updateUser(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
+	args := map[string]any{}
+	if req.Role != nil {
+		args["role"] = *req.Role
+	}
+	if req.Disabled != nil {
+		args["disabled"] = *req.Disabled
+	}
+	noteAudit(c, auditNote{Args: args})
 	me := principalOf(c).User
 	if id == me.ID && ((req.Disabled != nil && *req.Disabled) || (req.Role != nil && *req.Role != catalog.RoleAdmin)) {
 		return conflict("you cannot disable or demote yourself: ask another admin, so that one admin always remains")
@@ -138,12 +159,14 @@ func (s *Server) createToken(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
+	noteAudit(c, auditNote{Args: map[string]any{"name": req.Name, "expires_at": req.ExpiresAt}})
 	secret, tok, err := s.store.CreateToken(c.Request().Context(), catalog.CreateTokenParams{UserID: id, Name: req.Name, ExpiresAt: req.ExpiresAt})
 	if errors.Is(err, catalog.ErrNotFound) {
 		return notFound("no user with id %d", id)
 	} else if err != nil {
 		return err
 	}
+	noteAudit(c, auditNote{Args: map[string]any{"token_id": tok.ID}})
 	s.log.Info("token created", slog.Int64("token_id", tok.ID), slog.Int64("for_user_id", id), slog.String("user", principalOf(c).User.Name))
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusCreated, NewToken{Secret: secret, Token: *tok})
@@ -199,8 +222,17 @@ func (s *Server) createEntitlement(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	if req.UserID < 1 {
-		return catalog.Invalid("user_id", "is required: the id of the user granted the entitlement")
+	noteAudit(c, auditNote{Args: map[string]any{"user_id": req.UserID, "group_id": req.GroupID,
+		"resource": req.Resource, "action": req.Action, "cidrs": req.CIDRs}})
+	switch {
+	case req.UserID != 0 && req.GroupID != 0:
+		return catalog.Invalid("group_id", "grant to a user (user_id) or to a group (group_id), not both")
+	case req.UserID < 0:
+		return catalog.Invalid("user_id", "must be a positive user id")
+	case req.GroupID < 0:
+		return catalog.Invalid("group_id", "must be a positive group id")
+	case req.UserID == 0 && req.GroupID == 0:
+		return catalog.Invalid("user_id", "is required: the id of the user (or group_id: the group) granted the entitlement")
 	}
 	cidrs := req.CIDRs
 	if cidrs == nil {
@@ -208,12 +240,20 @@ func (s *Server) createEntitlement(c echo.Context) error {
 	}
 	e := &catalog.Entitlement{UserID: req.UserID, Resource: req.Resource, Action: req.Action,
 		CIDRs: catalog.NewJSON(cidrs), CreatedBy: principalOf(c).User.Name}
+	if req.GroupID != 0 {
+		gid := req.GroupID
+		e.GroupID = &gid
+	}
 	if err := s.store.CreateEntitlement(c.Request().Context(), e); err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {
+			if req.GroupID != 0 {
+				return notFound("no group with id %d", req.GroupID)
+			}
 			return notFound("no user with id %d", req.UserID)
 		}
 		return err
 	}
+	noteAudit(c, auditNote{Args: map[string]any{"entitlement_id": e.ID}})
 	s.log.Info("entitlement granted", slog.Int64("entitlement_id", e.ID), slog.Int64("for_user_id", e.UserID),
 		slog.String("resource", e.Resource), slog.String("action", e.Action), slog.String("user", e.CreatedBy))
 	return c.JSON(http.StatusCreated, e)

@@ -165,8 +165,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if ae.Code == CodeInternal {
 			body.Error.Message = "internal error; the server's log has the details under request id " + rid
 		}
-		s.log.Error("request failed", slog.String("request_id", rid), slog.String("method", c.Request().Method),
-			slog.String("route", c.Path()), slog.Int("status", ae.Status), slog.Any("error", err))
+		attrs := []any{slog.String("request_id", rid), slog.String("method", c.Request().Method),
+			slog.String("route", c.Path()), slog.Int("status", ae.Status), slog.Any("error", err)}
+		if id := c.Param("run_id"); id != "" {
+			attrs = append(attrs, slog.String("run_id", id))
+		}
+		s.log.Error("request failed", attrs...)
 	}
 	if ae.Status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="weir"`)

@@ -87,6 +87,8 @@ func TestEveryRequestIsLoggedOnceWithoutItsToken(t *testing.T) {
 		require.Equal(t, "sub", lines[0]["user"])
 		require.Contains(t, lines[0], "duration")
 		require.Equal(t, "/api/v1/runs/:run_id", lines[1]["route"])
+		require.Equal(t, v.ID, lines[1]["run_id"], "a request about a run carries its run_id")
+		require.NotContains(t, lines[0], "run_id")
 		require.Equal(t, float64(401), lines[2]["status"])
 		require.NotContains(t, lines[2], "user")
 		require.Equal(t, "trace-123", lines[3]["request_id"], "a sane caller's request id is kept")

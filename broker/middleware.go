@@ -76,6 +76,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		req := c.Request()
 		status := c.Response().Status
+		s.auditRequest(c, start, status)
 		attrs := []slog.Attr{
 			slog.String("request_id", requestIDOf(c)),
 			slog.String("method", req.Method),
@@ -85,6 +86,9 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Duration("duration", time.Since(start)),
 			slog.Int64("bytes_out", c.Response().Size),
 			slog.String("client_ip", c.RealIP()),
+		}
+		if id := c.Param("run_id"); id != "" {
+			attrs = append(attrs, slog.String("run_id", id)) // every line about a run carries it
 		}
 		if p := principalOf(c); p != nil {
 			attrs = append(attrs, slog.String("user", p.User.Name))
@@ -121,7 +125,8 @@ func (s *Server) clientIP(r *http.Request) string {
 	return s.clientAddr(r).String()
 }
 
-func (s *Server) clientAddr(r *http.Request) netip.Addr {
+// peerAddr is the TCP peer of the request (invalid when unparseable).
+func (s *Server) peerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -130,7 +135,14 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	peer = peer.Unmap().WithZone("")
+	return peer.Unmap().WithZone("")
+}
+
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
+	peer := s.peerAddr(r)
+	if !peer.IsValid() {
+		return peer
+	}
 	if !s.trusted(peer) {
 		return peer
 	}
@@ -176,14 +188,22 @@ func principalOf(c echo.Context) *catalog.Principal {
 	return p
 }
 
-// authenticate resolves "Authorization: Bearer <token>" to a principal; every
-// /api/v1 route needs one.
+// authenticate resolves "Authorization: Bearer <token>", or else the
+// session cookie (whose unsafe requests must carry the session's CSRF
+// token), to a principal; every /api/v1 route needs one. The principal and
+// its entitlements are read for each request, never cached.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		if h == "" {
+			if ck, err := c.Cookie(catalog.SessionCookie); err == nil && ck.Value != "" {
+				if err := s.authenticateCookie(c, ck.Value); err != nil {
+					return err
+				}
+				return next(c)
+			}
 			return &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthenticated,
-				Message: "unauthenticated: no token given; send the header Authorization: Bearer <token>"}
+				Message: "unauthenticated: no token given; send the header Authorization: Bearer <token>, or sign in (POST /api/v1/session)"}
 		}
 		scheme, token, ok := strings.Cut(h, " ")
 		token = strings.TrimSpace(token)

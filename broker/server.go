@@ -6,7 +6,8 @@
 // also serves the catalog's systems, mappings, users, tokens and entitlements,
 // the health of regions, nodes, systems, services and runs (health.go,
 // nodes.go), health thresholds, and alerts (alerts.go), and it raises an
-// alert when one address or token keeps failing to authenticate.
+// alert when one address or token keeps failing to authenticate. The API's
+// contract is openapi.yaml, served at /api/v1/openapi.json (openapi.go).
 //
 // broker imports only catalog (which holds the pure health rules:
 // catalog.Evaluate, Thresholds, Health), the standard library and echo; it reaches the catalog
@@ -63,6 +64,8 @@ type Config struct {
 	AuthFailureLimit int
 	// AuthFailureWindow is the sliding window of AuthFailureLimit (default AuthFailureWindowDefault).
 	AuthFailureWindow time.Duration
+	// Sessions configures sign-in and browser sessions (session.go).
+	Sessions SessionConfig
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -164,6 +167,7 @@ type Store interface {
 	DeleteEntitlement(ctx context.Context, id int64) error
 
 	GovernanceStore
+	AccountStore
 }
 
 // Server is the broker: an echo instance with Weir's routes.
@@ -176,6 +180,8 @@ type Server struct {
 	proxies []netip.Prefix
 	// failures counts refused credentials (nil when AuthFailureLimit < 0).
 	failures *failureTracker
+	// acct is the sign-in state (session.go).
+	acct accountState
 }
 
 // New returns a Server for cfg (defaults applied) on store, with every route registered.
@@ -227,6 +233,7 @@ func (s *Server) routes() {
 	admin := []echo.MiddlewareFunc{s.authenticate, s.requireAdmin, s.checkBody}
 
 	api.GET("/whoami", s.whoami, user...)
+	api.GET("/openapi.json", s.openAPI, user...)
 
 	api.POST("/runs", s.submitRun, user...)
 	api.GET("/runs", s.listRuns, user...)
@@ -263,10 +270,22 @@ func (s *Server) routes() {
 	api.GET("/entitlements", s.listEntitlements, admin...)
 	api.POST("/entitlements", s.createEntitlement, admin...)
 	api.DELETE("/entitlements/:id", s.deleteEntitlement, admin...)
+	api.PUT("/users/:id/password", s.setPassword, user...)
+	api.POST("/session", s.signIn, s.checkBody)
+	api.GET("/session", s.getSession)
+	api.DELETE("/session", s.signOut)
+	api.GET("/groups", s.listGroups, admin...)
+	api.POST("/groups", s.createGroup, admin...)
+	api.GET("/groups/:id", s.getGroup, admin...)
+	api.DELETE("/groups/:id", s.deleteGroup, admin...)
+	api.PUT("/groups/:id/members/:user_id", s.addGroupMember, admin...)
+	api.DELETE("/groups/:id/members/:user_id", s.removeGroupMember, admin...)
+	api.GET("/audit", s.listAudit, admin...)
 
 	api.GET("/health", s.healthReport, user...)
 	api.GET("/nodes", s.listNodes, user...)
 	api.GET("/nodes/:id", s.getNode, user...)
+	api.GET("/nodes/:id/history", s.nodeHistory, user...)
 	api.GET("/thresholds", s.listThresholds, admin...)
 	api.GET("/thresholds/:scope", s.getThresholds, admin...)
 	api.PUT("/thresholds/:scope", s.putThresholds, admin...)

@@ -43,8 +43,12 @@ func HashToken(raw string) string {
 
 // Principal is an authenticated caller with the grants that apply to it.
 type Principal struct {
-	User         User
-	TokenID      int64
+	User User
+	// TokenID is the API token used, 0 for a session.
+	TokenID int64
+	// SessionID is the browser session used, 0 for a token.
+	SessionID int64
+	// Entitlements are the user's and its groups', read for this request.
 	Entitlements []Entitlement
 }
 
@@ -176,7 +180,8 @@ type UpdateUserParams struct {
 	Disabled *bool
 }
 
-// UpdateUser changes a user's role or disabled flag.
+// UpdateUser changes a user's role or disabled flag; disabling a user ends
+// its sessions.
 func (s *Store) UpdateUser(ctx context.Context, p UpdateUserParams) (*User, error) {
 	up := map[string]any{"updated_at": s.now()}
 	if p.Role != nil {
@@ -188,12 +193,21 @@ func (s *Store) UpdateUser(ctx context.Context, p UpdateUserParams) (*User, erro
 	if p.Disabled != nil {
 		up["disabled"] = *p.Disabled
 	}
-	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", p.ID).Updates(up)
-	if res.Error != nil {
-		return nil, fmt.Errorf("update user %d: %w", p.ID, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return nil, fmt.Errorf("update user %d: %w", p.ID, ErrNotFound)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&User{}).Where("id = ?", p.ID).Updates(up)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if p.Disabled != nil && *p.Disabled {
+			return tx.Where("user_id = ?", p.ID).Delete(&Session{}).Error
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update user %d: %w", p.ID, err)
 	}
 	return s.GetUser(ctx, p.ID)
 }
@@ -313,7 +327,8 @@ func (s *Store) Authenticate(ctx context.Context, raw string) (*Principal, error
 	return &Principal{User: *u, TokenID: t.ID, Entitlements: ents}, nil
 }
 
-// CreateEntitlement grants an action on a resource to a user.
+// CreateEntitlement grants an action on a resource to a user (UserID) or
+// to every member of a group (GroupID, with UserID 0).
 func (s *Store) CreateEntitlement(ctx context.Context, e *Entitlement) error {
 	if !oneOf(e.Action, ValidActions) {
 		return Invalid("action", "must be one of %s; got %q", strings.Join(ValidActions, ", "), e.Action)
@@ -332,8 +347,17 @@ func (s *Store) CreateEntitlement(ctx context.Context, e *Entitlement) error {
 	if e.CIDRs.V != nil {
 		e.CIDRs.V = cidrs // stored in canonical form: 10.1.2.3/8 is 10.0.0.0/8
 	}
-	if _, err := s.GetUser(ctx, e.UserID); err != nil {
-		return err
+	switch {
+	case e.GroupID != nil && e.UserID != 0:
+		return Invalid("group_id", "grant to a user or to a group, not both")
+	case e.GroupID != nil:
+		if _, err := s.GetGroup(ctx, *e.GroupID); err != nil {
+			return err
+		}
+	default:
+		if _, err := s.GetUser(ctx, e.UserID); err != nil {
+			return err
+		}
 	}
 	if err := s.db.WithContext(ctx).Create(e).Error; err != nil {
 		return fmt.Errorf("create entitlement: %w", translate(err))
@@ -355,14 +379,26 @@ func validateResource(r string) error {
 	return ValidateName("resource", name)
 }
 
-// ListEntitlements returns a user's entitlements (every user's when userID is 0).
+// ListEntitlements returns the entitlements that apply to a user: its own
+// and those of its groups (GroupID set). With userID 0 it returns every
+// entitlement, of users and of groups.
 func (s *Store) ListEntitlements(ctx context.Context, userID int64) ([]Entitlement, error) {
 	q := s.db.WithContext(ctx).Order("id")
 	if userID != 0 {
-		q = q.Where("user_id = ?", userID)
+		q = q.Where("user_id = ? OR group_id IN (?)", userID,
+			s.db.Model(&GroupMember{}).Select("group_id").Where("user_id = ?", userID))
 	}
 	var es []Entitlement
 	return es, q.Find(&es).Error
+}
+
+// ListGroupEntitlements returns the entitlements granted to a group.
+func (s *Store) ListGroupEntitlements(ctx context.Context, groupID int64) ([]Entitlement, error) {
+	var es []Entitlement
+	if err := s.db.WithContext(ctx).Where("group_id = ?", groupID).Order("id").Find(&es).Error; err != nil {
+		return nil, fmt.Errorf("list entitlements of group %d: %w", groupID, err)
+	}
+	return es, nil
 }
 
 // DeleteEntitlement revokes a grant.

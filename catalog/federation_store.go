@@ -125,11 +125,16 @@ type IdentitySnapshot struct {
 	Users        []ReplicaUser  `json:"users"`
 	Tokens       []ReplicaToken `json:"tokens"`
 	Entitlements []Entitlement  `json:"entitlements"`
-	Digest       string         `json:"digest"`
+	// Groups are every group with its members (absent when there is none,
+	// so that snapshots without groups keep the digest they had).
+	Groups []Group `json:"groups,omitempty"`
+	Digest string  `json:"digest"`
 }
 
 // Rows counts the snapshot's rows.
-func (s *IdentitySnapshot) Rows() int { return len(s.Users) + len(s.Tokens) + len(s.Entitlements) }
+func (s *IdentitySnapshot) Rows() int {
+	return len(s.Users) + len(s.Tokens) + len(s.Entitlements) + len(s.Groups)
+}
 
 // ComputeDigest returns the SHA-256 (hex) of the snapshot's canonical JSON
 // without its Digest field: the same content always has the same digest.
@@ -138,7 +143,8 @@ func (s *IdentitySnapshot) ComputeDigest() string {
 		U []ReplicaUser  `json:"u"`
 		T []ReplicaToken `json:"t"`
 		E []Entitlement  `json:"e"`
-	}{s.Users, s.Tokens, s.Entitlements})
+		G []Group        `json:"g,omitempty"`
+	}{s.Users, s.Tokens, s.Entitlements, s.Groups})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -179,13 +185,32 @@ func (s *IdentitySnapshot) Validate() error {
 		}
 		tokens[t.ID], hashes[t.Hash] = true, true
 	}
+	groups := map[int64]bool{}
+	groupNames := map[string]bool{}
+	for i, g := range s.Groups {
+		field := fmt.Sprintf("groups[%d]", i)
+		switch {
+		case g.ID < 1 || groups[g.ID]:
+			return Invalid(field, "id %d is not a unique positive id", g.ID)
+		case ValidateName(field+".name", g.Name) != nil || groupNames[g.Name]:
+			return Invalid(field+".name", "%q is not a valid, unique group name", g.Name)
+		}
+		for j, uid := range g.MemberIDs {
+			if !users[uid] {
+				return Invalid(fmt.Sprintf("%s.member_ids[%d]", field, j), "user %d is not in the snapshot", uid)
+			}
+		}
+		groups[g.ID], groupNames[g.Name] = true, true
+	}
 	ents := map[int64]bool{}
 	for i, e := range s.Entitlements {
 		field := fmt.Sprintf("entitlements[%d]", i)
 		switch {
 		case e.ID < 1 || ents[e.ID]:
 			return Invalid(field, "id %d is not a unique positive id", e.ID)
-		case !users[e.UserID]:
+		case e.GroupID != nil && (e.UserID != 0 || !groups[*e.GroupID]):
+			return Invalid(field+".group_id", "group %d is not in the snapshot, or the entitlement names a user too", *e.GroupID)
+		case e.GroupID == nil && !users[e.UserID]:
 			return Invalid(field+".user_id", "user %d is not in the snapshot", e.UserID)
 		case !oneOf(e.Action, ValidActions):
 			return Invalid(field+".action", "%q is not one of %s", e.Action, strings.Join(ValidActions, ", "))
@@ -231,6 +256,25 @@ func (s *Store) IdentitySnapshot(ctx context.Context) (*IdentitySnapshot, error)
 		}
 		if err := tx.Order("id").Find(&snap.Entitlements).Error; err != nil {
 			return err
+		}
+		var gs []Group
+		if err := tx.Order("id").Find(&gs).Error; err != nil {
+			return err
+		}
+		var ms []GroupMember
+		if err := tx.Order("group_id, user_id").Find(&ms).Error; err != nil {
+			return err
+		}
+		members := map[int64][]int64{}
+		for _, m := range ms {
+			members[m.GroupID] = append(members[m.GroupID], m.UserID)
+		}
+		for _, g := range gs {
+			g.CreatedAt, g.UpdatedAt, g.MemberIDs = g.CreatedAt.UTC(), g.UpdatedAt.UTC(), members[g.ID]
+			if g.MemberIDs == nil {
+				g.MemberIDs = []int64{}
+			}
+			snap.Groups = append(snap.Groups, g)
 		}
 		for _, u := range us {
 			snap.Users = append(snap.Users, ReplicaUser{ID: u.ID, Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash,
@@ -288,7 +332,7 @@ func (s *Store) ApplyIdentitySnapshot(ctx context.Context, snap *IdentitySnapsho
 		for _, t := range used {
 			lastUsed[fmt.Sprintf("%d/%s", t.ID, t.Hash)] = t.LastUsedAt
 		}
-		for _, table := range []string{"entitlements", "tokens", "users"} {
+		for _, table := range []string{"entitlements", "group_members", "groups", "tokens", "users"} {
 			if err := tx.Exec("DELETE FROM " + table).Error; err != nil {
 				return fmt.Errorf("empty %s: %w", table, err)
 			}
@@ -320,6 +364,21 @@ func (s *Store) ApplyIdentitySnapshot(ctx context.Context, snap *IdentitySnapsho
 				return fmt.Errorf("insert tokens: %w", err)
 			}
 		}
+		var members []GroupMember
+		for _, g := range snap.Groups {
+			row := Group{ID: g.ID, Name: g.Name, Description: g.Description, CreatedAt: g.CreatedAt.UTC(), UpdatedAt: g.UpdatedAt.UTC()}
+			if err := tx.Session(&gorm.Session{SkipHooks: true}).Create(&row).Error; err != nil {
+				return fmt.Errorf("insert group %s: %w", g.Name, err)
+			}
+			for _, uid := range g.MemberIDs {
+				members = append(members, GroupMember{GroupID: g.ID, UserID: uid, CreatedAt: g.UpdatedAt.UTC()})
+			}
+		}
+		if len(members) > 0 {
+			if err := tx.Session(&gorm.Session{SkipHooks: true}).Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(members, identityBatch).Error; err != nil {
+				return fmt.Errorf("insert group members: %w", err)
+			}
+		}
 		if len(ents) > 0 {
 			if err := tx.Session(&gorm.Session{SkipHooks: true}).CreateInBatches(ents, identityBatch).Error; err != nil {
 				return fmt.Errorf("insert entitlements: %w", err)
@@ -328,7 +387,7 @@ func (s *Store) ApplyIdentitySnapshot(ctx context.Context, snap *IdentitySnapsho
 		if s.dialect == DialectPostgres {
 			// Rows came with their IDs: move the sequences past them, so that
 			// a row created here later (WEIR_ADMIN_TOKEN at start) gets a free ID.
-			for _, table := range []string{"users", "tokens", "entitlements"} {
+			for _, table := range []string{"users", "tokens", "entitlements", "groups"} {
 				q := fmt.Sprintf("SELECT setval(pg_get_serial_sequence('%[1]s', 'id'), GREATEST(COALESCE(MAX(id), 0), 1), COALESCE(MAX(id), 0) > 0) FROM %[1]s", table)
 				if err := tx.Exec(q).Error; err != nil {
 					return fmt.Errorf("advance the id sequence of %s: %w", table, err)

@@ -120,11 +120,14 @@ type Token struct {
 	CreatedAt  time.Time  `json:"created_at"`
 }
 
-// Entitlement grants a user one action on a resource ("mapping:NAME", "system:NAME",
-// "mapping:*", "system:*" or "*"), optionally only from some source networks.
+// Entitlement grants a user, or every member of a group, one action on a
+// resource ("mapping:NAME", "system:NAME", "mapping:*", "system:*" or "*"),
+// optionally only from some source networks. A group's entitlement has
+// UserID 0 and GroupID set.
 type Entitlement struct {
 	ID        int64          `gorm:"primaryKey" json:"id"`
 	UserID    int64          `gorm:"not null;index" json:"user_id"`
+	GroupID   *int64         `gorm:"index" json:"group_id,omitempty"`
 	Resource  string         `gorm:"size:200;not null" json:"resource"`
 	Action    string         `gorm:"size:32;not null" json:"action"`
 	CIDRs     JSON[[]string] `json:"cidrs"`

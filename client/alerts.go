@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,6 +76,33 @@ func (c *Client) ListAlerts(ctx context.Context, o ListAlertsOptions) (*AlertPag
 		return nil, fmt.Errorf("list alerts: %w", err)
 	}
 	return &page, nil
+}
+
+// AllAlerts walks every alert that o selects, newest first, fetching pages
+// of o.Limit as it goes. It yields a non-nil error at most once, last.
+func (c *Client) AllAlerts(ctx context.Context, o ListAlertsOptions) iter.Seq2[Alert, error] {
+	return func(yield func(Alert, error) bool) {
+		for {
+			page, err := c.ListAlerts(ctx, o)
+			if err != nil {
+				yield(Alert{}, err)
+				return
+			}
+			for _, a := range page.Alerts {
+				if !yield(a, nil) {
+					return
+				}
+			}
+			if page.NextCursor == 0 {
+				return
+			}
+			if o.Cursor != 0 && page.NextCursor >= o.Cursor {
+				yield(Alert{}, fmt.Errorf("list alerts: the server's cursor %d does not move on from %d", page.NextCursor, o.Cursor))
+				return
+			}
+			o.Cursor = page.NextCursor
+		}
+	}
 }
 
 // AckAlert acknowledges an alert as the caller (operators and admins).

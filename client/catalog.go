@@ -18,6 +18,12 @@ type (
 	Endpoint = catalog.Endpoint
 	// ParamSpec declares a parameter of a mapping.
 	ParamSpec = catalog.ParamSpec
+	// FieldMapping is one target field of a mapping and its expression.
+	FieldMapping = catalog.FieldMapping
+	// SchemaField is one declared field of a dataset.
+	SchemaField = catalog.SchemaField
+	// BadRowPolicy says what happens to a row that cannot be decoded or transformed.
+	BadRowPolicy = catalog.BadRowPolicy
 )
 
 // System is a data source or target as the API shows it: never its
@@ -61,6 +67,24 @@ type MappingRequest struct {
 	MaxHold string `json:"max_hold,omitempty"`
 	// Enabled, when nil, means true on create and "unchanged" on update.
 	Enabled *bool `json:"enabled,omitempty"`
+
+	// Fields are the target's fields in order, each computed by an
+	// expression over the source's fields; none: the source's fields as they are.
+	Fields []FieldMapping `json:"fields,omitempty"`
+	// Filter is a boolean expression: rows for which it is not true are not delivered.
+	Filter string `json:"filter,omitempty"`
+	// WriteMode is append (default), truncate_insert or upsert.
+	WriteMode string `json:"write_mode,omitempty"`
+	// Key are the target fields an upsert matches rows on.
+	Key []string `json:"key,omitempty"`
+	// BadRows says what happens to rows that cannot be read or transformed.
+	BadRows *BadRowPolicy `json:"bad_rows,omitempty"`
+	// WatermarkColumn makes the mapping incremental on that source column.
+	WatermarkColumn string `json:"watermark_column,omitempty"`
+	// Tables are code translation tables for translate(table, value).
+	Tables map[string]map[string]string `json:"tables,omitempty"`
+	// Timezone is the zone of the expressions (IANA name, "UTC" or "+05:30").
+	Timezone string `json:"timezone,omitempty"`
 }
 
 // CreateSystem creates a system; an existing name is a 409 (catalog.ErrConflict).

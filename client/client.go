@@ -221,7 +221,11 @@ func (c *Client) once(ctx context.Context, r request, target string, body []byte
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
 		}
-		return resp.StatusCode, retryAfter, decodeAPIError(r.method, r.path, resp.StatusCode, b, c.token)
+		ae := decodeAPIError(r.method, r.path, resp.StatusCode, b, c.token)
+		if ae.RequestID == "" {
+			ae.RequestID = resp.Header.Get("X-Request-Id")
+		}
+		return resp.StatusCode, retryAfter, ae
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)

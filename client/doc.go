@@ -1,6 +1,10 @@
 // Package client is the Go client of Weir's REST API (/api/v1): submit runs,
-// follow them, read their events, tasks, plans and delivery manifests, and
-// read or manage systems and mappings.
+// follow them, read their events, tasks, plans and delivery manifests; manage
+// systems, mappings (and preview them), user functions and schedules; read
+// health, nodes, thresholds and alerts; and administer users, tokens and
+// entitlements. Every operation of the server's OpenAPI document
+// (GET /api/v1/openapi.json, see OpenAPI) has a method here, which a test
+// checks against the document.
 //
 // Build a client with New, giving the server's base URL and an API token:
 //
@@ -12,8 +16,12 @@
 //	final, err := c.WaitRun(ctx, run.ID, time.Second, nil)
 //
 // Every method takes a context first. Errors the server answers are
-// *APIError values (use errors.As), which also match catalog.ErrNotFound,
-// catalog.ErrConflict and catalog.ErrUnauthenticated with errors.Is.
+// *APIError values (use errors.As) carrying the API's code, message, field
+// and request id; errors.Is matches them to ErrInvalid, ErrUnauthenticated,
+// ErrForbidden, ErrNotFound, ErrConflict, ErrTooLarge and ErrUnavailable by
+// status (ErrNotFound, ErrConflict and ErrUnauthenticated are catalog's
+// sentinels). AllRuns and AllAlerts walk every page of a listing as an
+// iter.Seq2.
 //
 // Requests that are safe to repeat (GET, PUT, DELETE, and POST /runs, which
 // always carries an idempotency key: the client makes one when the caller gives

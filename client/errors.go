@@ -2,11 +2,36 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/weirdata/weir/catalog"
+)
+
+// Sentinels that an *APIError matches with errors.Is, by the answer's
+// status, so that callers branch without reading codes:
+//
+//	if errors.Is(err, client.ErrNotFound) { ... }
+var (
+	// ErrInvalid: 400, the request was malformed or a value was refused (see APIError.Field).
+	ErrInvalid = errors.New("invalid request")
+	// ErrUnauthenticated: 401, the token is missing, unknown, expired or revoked.
+	ErrUnauthenticated = catalog.ErrUnauthenticated
+	// ErrForbidden: 403, no entitlement grants the action to the caller from its address.
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound: 404, no such resource.
+	ErrNotFound = catalog.ErrNotFound
+	// ErrConflict: 409, the request conflicts with the catalog's state
+	// (a taken name, an idempotency key reused for another request, an
+	// illegal state transition).
+	ErrConflict = catalog.ErrConflict
+	// ErrTooLarge: 413, the request body is larger than the server accepts.
+	ErrTooLarge = errors.New("request too large")
+	// ErrUnavailable: 502 or 503, the server or the region owning the
+	// resource could not answer; retryable requests were already retried.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // APIError is an error answer of the server: its HTTP status and the body
@@ -18,8 +43,10 @@ type APIError struct {
 	Code    string // machine-readable code, such as "not_found" or "invalid"
 	Message string // what went wrong, for a person
 	Field   string // the request field at fault, when the server names one
-	Method  string // the request's method
-	Path    string // the request's path, without the server's address
+	// RequestID is the server's id of the request (X-Request-Id), to find it in the server's logs.
+	RequestID string
+	Method    string // the request's method
+	Path      string // the request's path, without the server's address
 }
 
 func (e *APIError) Error() string {
@@ -37,15 +64,24 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s (%d %s)", msg, e.Status, code)
 }
 
-// Is lets errors.Is match the catalog sentinel that the status stands for.
+// Is lets errors.Is match the sentinel that the status stands for
+// (ErrNotFound, ErrConflict, ... which include catalog's).
 func (e *APIError) Is(target error) bool {
 	switch target {
-	case catalog.ErrNotFound:
-		return e.Status == http.StatusNotFound
-	case catalog.ErrConflict:
-		return e.Status == http.StatusConflict
-	case catalog.ErrUnauthenticated:
+	case ErrInvalid:
+		return e.Status == http.StatusBadRequest
+	case ErrUnauthenticated:
 		return e.Status == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden
+	case ErrNotFound:
+		return e.Status == http.StatusNotFound
+	case ErrConflict:
+		return e.Status == http.StatusConflict
+	case ErrTooLarge:
+		return e.Status == http.StatusRequestEntityTooLarge
+	case ErrUnavailable:
+		return e.Status == http.StatusBadGateway || e.Status == http.StatusServiceUnavailable
 	}
 	return false
 }
@@ -53,9 +89,10 @@ func (e *APIError) Is(target error) bool {
 // errorBody is the JSON shape of an error answer.
 type errorBody struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field"`
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Field     string `json:"field"`
+		RequestID string `json:"request_id"`
 	} `json:"error"`
 }
 
@@ -69,7 +106,7 @@ func decodeAPIError(method, path string, status int, body []byte, token string) 
 	e := &APIError{Status: status, Method: method, Path: path}
 	var eb errorBody
 	if err := json.Unmarshal(body, &eb); err == nil && (eb.Error.Message != "" || eb.Error.Code != "") {
-		e.Code, e.Message, e.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
+		e.Code, e.Message, e.Field, e.RequestID = eb.Error.Code, eb.Error.Message, eb.Error.Field, eb.Error.RequestID
 	} else {
 		text := strings.TrimSpace(string(body))
 		if len(text) > 200 {

@@ -44,8 +44,8 @@ const (
 	ForgetAfterDefault = 7 * 24 * time.Hour
 	// MinBaselineSamplesDefault is how many raw samples a baseline cell (one
 	// hour of the week) needs before deviations are scored against it: half
-	// an hour of 5 s samples.
-	MinBaselineSamplesDefault = 360
+	// an hour of 5 s samples (catalog.MinBaselineSamplesDefault).
+	MinBaselineSamplesDefault = catalog.MinBaselineSamplesDefault
 	// MaxBufferedDefault bounds the samples kept while the catalog cannot be
 	// written (an hour at 5 s); the oldest are dropped beyond it.
 	MaxBufferedDefault = 720
@@ -254,7 +254,7 @@ func (p *Profiler) step(ctx context.Context, now time.Time) {
 	s.NodeID, s.Region, s.At = p.cfg.NodeID, p.cfg.Region, at
 	m := s.Metrics()
 	p.loadBaselines(ctx)
-	s.Deviations = Deviations(m, p.baselines[catalog.HourOfWeek(at)], p.cfg.MinBaselineSamples)
+	s.Deviations = catalog.Deviations(m, p.baselines[catalog.HourOfWeek(at)], p.cfg.MinBaselineSamples)
 
 	p.mu.Lock()
 	p.latest = s

@@ -369,7 +369,7 @@ func BenchmarkSampleAndEvaluate(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.At = time.Now()
-		s.Deviations = Deviations(s.Metrics(), base, 100)
+		s.Deviations = catalog.Deviations(s.Metrics(), base, 100)
 		_ = catalog.Evaluate(s, time.Second, catalog.ThresholdsDefault, s.At)
 	}
 }

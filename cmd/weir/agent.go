@@ -123,10 +123,10 @@ func runAgent(ctx context.Context, f *serviceFlags, a *agentFlags) error {
 		return err
 	}
 	if err := f.checkNode(); err != nil {
-		return err
+		return usageErr(err)
 	}
 	if err := a.check(f); err != nil {
-		return err
+		return usageErr(err)
 	}
 	store, err := openCatalog(ctx, f.catalog, log, false)
 	if err != nil {

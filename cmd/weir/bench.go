@@ -40,7 +40,7 @@ temporary directory, or on the PostgreSQL catalog given with --catalog:
 
   weir bench --embedded --runs 500
   weir bench --embedded --catalog postgres://postgres@127.0.0.1:5432/weirbench --runs 500`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err

@@ -118,7 +118,7 @@ func printJSON(w io.Writer, v any) error {
 func exactArgs(n int, what, hint string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return withHint(fmt.Errorf("%s takes %d argument (%s), got %d", cmd.CommandPath(), n, what, len(args)), "%s", hint)
+			return usageHint(fmt.Errorf("%s takes %d argument (%s), got %d", cmd.CommandPath(), n, what, len(args)), "%s", hint)
 		}
 		return nil
 	}
@@ -127,7 +127,7 @@ func exactArgs(n int, what, hint string) cobra.PositionalArgs {
 // noArgs refuses positional arguments with a clear message.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return withHint(fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " ")), "see `%s --help`", cmd.CommandPath())
+		return usageHint(fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " ")), "see `%s --help`", cmd.CommandPath())
 	}
 	return nil
 }
@@ -214,7 +214,7 @@ func parseStates(vals []string) ([]catalog.RunState, error) {
 				for i, a := range catalog.AllRunStates {
 					names[i] = string(a)
 				}
-				return nil, withHint(fmt.Errorf("unknown run state %q", s), "use one or more of %s, such as --state active,queued", strings.Join(names, ", "))
+				return nil, usageHint(fmt.Errorf("unknown run state %q", s), "use one or more of %s, such as --state active,queued", strings.Join(names, ", "))
 			}
 			out = append(out, st)
 		}

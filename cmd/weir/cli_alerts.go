@@ -38,10 +38,10 @@ acknowledging and resolving them is for operators and admins.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Severity != "" && catalog.AlertSeverityRank(o.Severity) == 0 {
-				return withHint(fmt.Errorf("bad --severity %q", o.Severity), "use one of %s", strings.Join(catalog.AlertSeverities, ", "))
+				return usageHint(fmt.Errorf("bad --severity %q", o.Severity), "use one of %s", strings.Join(catalog.AlertSeverities, ", "))
 			}
 			if o.Limit < 0 || o.Limit > catalog.ListLimitMax {
-				return withHint(fmt.Errorf("bad --limit %d", o.Limit), "give 1 to %d, or leave it out", catalog.ListLimitMax)
+				return usageHint(fmt.Errorf("bad --limit %d", o.Limit), "give 1 to %d, or leave it out", catalog.ListLimitMax)
 			}
 			c, err := g.newClient()
 			if err != nil {
@@ -94,7 +94,7 @@ acknowledging and resolving them is for operators and admins.`,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				id, err := strconv.ParseInt(args[0], 10, 64)
 				if err != nil || id <= 0 {
-					return withHint(fmt.Errorf("bad alert ID %q", args[0]), "give the number in the ID column of `weir alerts list`")
+					return usageHint(fmt.Errorf("bad alert ID %q", args[0]), "give the number in the ID column of `weir alerts list`")
 				}
 				c, err := g.newClient()
 				if err != nil {

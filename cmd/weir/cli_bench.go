@@ -57,13 +57,13 @@ func (o BenchOptions) WithDefaults() BenchOptions {
 
 func (o BenchOptions) validate() error {
 	if o.Runs < 1 {
-		return fmt.Errorf("bench: runs must be at least 1, got %d", o.Runs)
+		return usageHint(fmt.Errorf("bench: runs must be at least 1, got %d", o.Runs), "such as --runs 100")
 	}
 	if o.Concurrency < 1 {
-		return fmt.Errorf("bench: concurrency must be at least 1, got %d", o.Concurrency)
+		return usageHint(fmt.Errorf("bench: concurrency must be at least 1, got %d", o.Concurrency), "such as --concurrency 8")
 	}
 	if o.Poll < 0 {
-		return fmt.Errorf("bench: poll must be positive, got %s", o.Poll)
+		return usageHint(fmt.Errorf("bench: poll must be positive, got %s", o.Poll), "leave Poll zero for the default")
 	}
 	return nil
 }

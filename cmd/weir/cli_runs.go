@@ -79,7 +79,7 @@ func runRunsList(ctx context.Context, g *globals, f *runsListFlags, stdout, stde
 		return err
 	}
 	if f.limit < 1 || f.limit > catalog.ListLimitMax {
-		return withHint(fmt.Errorf("--limit must be between 1 and %d, got %d", catalog.ListLimitMax, f.limit), "use --all to fetch every page")
+		return usageHint(fmt.Errorf("--limit must be between 1 and %d, got %d", catalog.ListLimitMax, f.limit), "use --all to fetch every page")
 	}
 	c, err := g.newClient()
 	if err != nil {
@@ -120,7 +120,7 @@ func runRunsList(ctx context.Context, g *globals, f *runsListFlags, stdout, stde
 		return err
 	}
 	if page.NextCursor != "" {
-		fmt.Fprintf(stderr, "More runs: add --cursor %s for the next page, or --all.\n", page.NextCursor)
+		fmt.Fprintf(g.info(stderr), "More runs: add --cursor %s for the next page, or --all.\n", page.NextCursor)
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ summary of its tasks (its partitions and threads) and its last events. With
 		Args: exactArgs(1, "the run_id", "weir runs show RUN_ID; `weir runs list` lists the runs"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if nEvents < 0 {
-				return withHint(fmt.Errorf("--events must be 0 or more, got %d", nEvents), "such as --events 20")
+				return usageHint(fmt.Errorf("--events must be 0 or more, got %d", nEvents), "such as --events 20")
 			}
 			c, err := g.newClient()
 			if err != nil {
@@ -353,10 +353,10 @@ With -o json: {"events": [...]}; with --follow, one JSON event per line.`,
 		Args: exactArgs(1, "the run_id", "weir runs events RUN_ID; `weir runs list` lists the runs"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if poll <= 0 {
-				return withHint(fmt.Errorf("--poll must be positive, got %s", poll), "such as --poll 500ms")
+				return usageHint(fmt.Errorf("--poll must be positive, got %s", poll), "such as --poll 500ms")
 			}
 			if after < 0 {
-				return withHint(fmt.Errorf("--after must be 0 or more, got %d", after), "pass the id of the last event you have")
+				return usageHint(fmt.Errorf("--after must be 0 or more, got %d", after), "pass the id of the last event you have")
 			}
 			c, err := g.newClient()
 			if err != nil {

@@ -244,13 +244,13 @@ for expressions, tick templates and policies.`,
 func runSchedulesCreate(ctx context.Context, g *globals, f *scheduleFlags, name string, out io.Writer) error {
 	switch {
 	case f.mapping == "":
-		return withHint(errors.New("--mapping is required"), "name the mapping to run; `weir mappings list` lists them")
+		return usageHint(errors.New("--mapping is required"), "name the mapping to run; `weir mappings list` lists them")
 	case strings.TrimSpace(f.cron) == "":
-		return withHint(errors.New("--cron is required"), `such as --cron "0 2 * * *" (02:00 every day) or --cron @hourly`)
+		return usageHint(errors.New("--cron is required"), `such as --cron "0 2 * * *" (02:00 every day) or --cron @hourly`)
 	case f.overlap != catalog.OverlapSkip && f.overlap != catalog.OverlapQueue:
-		return withHint(fmt.Errorf("bad --overlap %q", f.overlap), "use skip (no run while the previous one is going) or queue")
+		return usageHint(fmt.Errorf("bad --overlap %q", f.overlap), "use skip (no run while the previous one is going) or queue")
 	case f.catchUp != catalog.CatchUpSkip && f.catchUp != catalog.CatchUpLatest:
-		return withHint(fmt.Errorf("bad --catch-up %q", f.catchUp), "use latest (run the latest missed tick once) or skip")
+		return usageHint(fmt.Errorf("bad --catch-up %q", f.catchUp), "use latest (run the latest missed tick once) or skip")
 	}
 	params, err := parseParams(f.params)
 	if err != nil {
@@ -362,12 +362,12 @@ func runSchedulesTrigger(ctx context.Context, g *globals, f *triggerFlags, name 
 	if f.tick != "" {
 		t, err := time.Parse(time.RFC3339, f.tick)
 		if err != nil {
-			return withHint(fmt.Errorf("bad --tick %q: not an RFC 3339 time", f.tick), "such as --tick 2026-11-20T02:00:00+01:00 or --tick 2026-11-20T01:00:00Z")
+			return usageHint(fmt.Errorf("bad --tick %q: not an RFC 3339 time", f.tick), "such as --tick 2026-11-20T02:00:00+01:00 or --tick 2026-11-20T01:00:00Z")
 		}
 		req.Tick = &t
 	}
 	if f.poll <= 0 {
-		return withHint(fmt.Errorf("--poll must be positive, got %s", f.poll), "such as --poll 500ms")
+		return usageHint(fmt.Errorf("--poll must be positive, got %s", f.poll), "such as --poll 500ms")
 	}
 	req.IdempotencyKey = f.idempotencyKey
 	c, err := g.newClient()
@@ -383,7 +383,7 @@ func runSchedulesTrigger(ctx context.Context, g *globals, f *triggerFlags, name 
 		return g.explain(err, scheduleNotFoundHint)
 	}
 	if run.Replayed {
-		fmt.Fprintf(stderr, "Run %s was triggered before with this idempotency key; it is %s.\n", run.ID, run.State)
+		fmt.Fprintf(g.info(stderr), "Run %s was triggered before with this idempotency key; it is %s.\n", run.ID, run.State)
 	}
 	if !f.wait {
 		if g.jsonOut() {
@@ -393,7 +393,7 @@ func runSchedulesTrigger(ctx context.Context, g *globals, f *triggerFlags, name 
 		return nil
 	}
 	if !g.jsonOut() {
-		fmt.Fprintf(stderr, "Run %s of %s v%d triggered by schedule %s; waiting for it (Ctrl-C stops waiting, not the run).\n", run.ID, run.Mapping, run.MappingVersion, name)
+		fmt.Fprintf(g.info(stderr), "Run %s of %s v%d triggered by schedule %s; waiting for it (Ctrl-C stops waiting, not the run).\n", run.ID, run.Mapping, run.MappingVersion, name)
 	}
 	return waitAndReport(ctx, g, c, run.ID, f.poll, stdout, stderr)
 }

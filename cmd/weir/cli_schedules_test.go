@@ -163,7 +163,7 @@ func TestSchedulesCommands(t *testing.T) {
 	require.Equal(t, ExitOK, res.code, res.stderr)
 	assert.Equal(t, "Schedule nightly deleted; the runs it created stay.\n", res.stdout)
 	res = a.cli("admin", "schedules", "show", "nightly")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitNotFound, res.code)
 	assert.Contains(t, res.stderr, `no schedule named "nightly" (404 not_found)`)
 	assert.Contains(t, res.stderr, "Hint: "+scheduleNotFoundHint)
 	_, err = a.store.GetRun(ctx, id)
@@ -207,10 +207,20 @@ func TestSchedulesCommandsRefuseBadInputPrecisely(t *testing.T) {
 		{"trigger unknown", "admin", []string{"schedules", "trigger", "nope"}, []string{`no schedule named "nope" (404 not_found)`, "Hint: " + scheduleNotFoundHint}},
 		{"delete unknown", "admin", []string{"schedules", "delete", "nope"}, []string{`no schedule named "nope"`}},
 	}
+	// Bad command lines exit ExitUsage, the server's refusals by their status.
+	codes := map[string]int{"not entitled": ExitAuth, "trigger unknown": ExitNotFound, "delete unknown": ExitNotFound}
+	for _, tc := range cases[:8] {
+		codes[tc.name] = ExitUsage
+	}
+	for _, tc := range cases[8:] {
+		if _, ok := codes[tc.name]; !ok {
+			codes[tc.name] = ExitError
+		}
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			res := a.cli(tc.user, tc.args...)
-			assert.Equal(t, ExitError, res.code)
+			assert.Equal(t, codes[tc.name], res.code)
 			for _, w := range tc.want {
 				assert.Contains(t, res.stderr, w)
 			}

@@ -37,8 +37,9 @@ Without --wait, the run_id is printed (with -o json, the run). With --wait,
 a live progress bar (files, bytes, rate, ETA) is drawn on stderr until the
 run ends; then its state and delivery manifest summary are printed. The exit
 code is 0 when the run succeeded or found no data (empty), 2 when it failed,
-was canceled or was aborted, 1 for any other error. Ctrl-C stops waiting but
-not the run.
+was canceled or was aborted, and otherwise as listed by weir --help (3 bad
+flag, 4 no such mapping, 5 token refused, 6 server unreachable, 1 other).
+Ctrl-C stops waiting but not the run. --quiet draws no progress bar.
 
 Every submit carries an idempotency key (a random one unless you give
 --idempotency-key), so a submit retried after a network failure never makes
@@ -73,10 +74,10 @@ func parseParams(vals []string) (map[string]string, error) {
 		k, val, ok := strings.Cut(v, "=")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" {
-			return nil, withHint(fmt.Errorf("bad parameter %q: want key=value", v), "write each parameter as -p key=value, such as -p business_date=2026-11-20")
+			return nil, usageHint(fmt.Errorf("bad parameter %q: want key=value", v), "write each parameter as -p key=value, such as -p business_date=2026-11-20")
 		}
 		if _, dup := out[k]; dup {
-			return nil, withHint(fmt.Errorf("parameter %q is given twice", k), "give each parameter once")
+			return nil, usageHint(fmt.Errorf("parameter %q is given twice", k), "give each parameter once")
 		}
 		out[k] = val
 	}
@@ -89,7 +90,7 @@ func runSubmit(ctx context.Context, g *globals, f *submitFlags, mapping string, 
 		return err
 	}
 	if f.poll <= 0 {
-		return withHint(fmt.Errorf("--poll must be positive, got %s", f.poll), "such as --poll 500ms")
+		return usageHint(fmt.Errorf("--poll must be positive, got %s", f.poll), "such as --poll 500ms")
 	}
 	c, err := g.newClient()
 	if err != nil {
@@ -100,7 +101,7 @@ func runSubmit(ctx context.Context, g *globals, f *submitFlags, mapping string, 
 		return g.explainSubmit(err, mapping)
 	}
 	if run.Replayed {
-		fmt.Fprintf(stderr, "Run %s was submitted before with this idempotency key; it is %s.\n", run.ID, run.State)
+		fmt.Fprintf(g.info(stderr), "Run %s was submitted before with this idempotency key; it is %s.\n", run.ID, run.State)
 	}
 	if !f.wait {
 		if g.jsonOut() {
@@ -110,7 +111,7 @@ func runSubmit(ctx context.Context, g *globals, f *submitFlags, mapping string, 
 		return nil
 	}
 	if !g.jsonOut() {
-		fmt.Fprintf(stderr, "Run %s of %s v%d submitted; waiting for it (Ctrl-C stops waiting, not the run).\n", run.ID, run.Mapping, run.MappingVersion)
+		fmt.Fprintf(g.info(stderr), "Run %s of %s v%d submitted; waiting for it (Ctrl-C stops waiting, not the run).\n", run.ID, run.Mapping, run.MappingVersion)
 	}
 	return waitAndReport(ctx, g, c, run.ID, f.poll, stdout, stderr)
 }
@@ -137,7 +138,7 @@ type waitOutput struct {
 // exitError with ExitRunEnded when the run did not succeed.
 func waitAndReport(ctx context.Context, g *globals, c *client.Client, id string, poll time.Duration, stdout, stderr io.Writer) error {
 	var view progressView
-	if !g.jsonOut() {
+	if !g.jsonOut() && !g.quiet {
 		view = newProgressView(stderr)
 	}
 	final, err := c.WaitRun(ctx, id, poll, func(r client.Run) {

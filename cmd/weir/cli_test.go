@@ -75,7 +75,7 @@ func TestSubmitFlagValidation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			res := runCLI(t, ctx, f.url(), tc.args...)
-			assert.Equal(t, ExitError, res.code)
+			assert.Equal(t, ExitUsage, res.code, "a bad command line exits %d", ExitUsage)
 			for _, w := range tc.want {
 				assert.Contains(t, res.stderr, w)
 			}
@@ -93,7 +93,7 @@ func TestSubmitServerValidationErrorHasHint(t *testing.T) {
 	assert.Contains(t, res.stderr, "Hint: `weir mappings show demo-trades` lists its parameters")
 
 	res = runCLI(t, context.Background(), f.url(), "submit", "nope")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitNotFound, res.code)
 	assert.Contains(t, res.stderr, `no mapping named "nope" (404 not_found)`)
 	assert.Contains(t, res.stderr, "Hint: `weir mappings list`")
 }
@@ -189,7 +189,7 @@ func TestConnectionRefusedHint(t *testing.T) {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 	res := runCLI(t, context.Background(), "http://"+addr, "runs", "list")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUnreachable, res.code)
 	assert.Contains(t, res.stderr, "connection refused")
 	assert.Contains(t, res.stderr, "Hint: is the server running at http://"+addr+"? start one with `weir dev`")
 	assert.NotContains(t, res.stderr, fakeToken)
@@ -199,7 +199,7 @@ func TestUnauthorizedHint(t *testing.T) {
 	f := newFakeWeir(t)
 	var out, errb bytes.Buffer
 	code := NewMain(&out, &errb).Run(context.Background(), []string{"--server", f.url(), "--token", "weir_wrongtoken", "runs", "list"})
-	assert.Equal(t, ExitError, code)
+	assert.Equal(t, ExitAuth, code)
 	assert.Contains(t, errb.String(), "unauthenticated: unknown or revoked token (401 unauthenticated)")
 	assert.Contains(t, errb.String(), "Hint: check --token / WEIR_TOKEN")
 	assert.NotContains(t, errb.String(), "weir_wrongtoken")
@@ -331,7 +331,7 @@ func TestRunsShow(t *testing.T) {
 	assert.Len(t, detail.Events, 3)
 
 	res = runCLI(t, ctx, f.url(), "runs", "show", "017635551234500099999999")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitNotFound, res.code)
 	assert.Contains(t, res.stderr, "no run 017635551234500099999999 (404 not_found)")
 	assert.Contains(t, res.stderr, "Hint: `weir runs list` lists the runs you may read")
 }
@@ -362,7 +362,7 @@ func TestRunsCancel(t *testing.T) {
 	assert.Equal(t, "active", run["state"])
 
 	res = runCLI(t, ctx, f.url(), "runs", "cancel")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitUsage, res.code)
 	assert.Contains(t, res.stderr, "weir runs cancel takes 1 argument (the run_id), got 0")
 }
 
@@ -407,7 +407,7 @@ func TestRunsManifest(t *testing.T) {
 	ctx := context.Background()
 
 	res := runCLI(t, ctx, f.url(), "runs", "manifest", ids[0])
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitNotFound, res.code)
 	assert.Contains(t, res.stderr, "has no manifest yet (it is pending) (404 not_found)")
 	assert.Contains(t, res.stderr, "Hint: a manifest is written when a run delivers")
 
@@ -453,7 +453,7 @@ func TestSystemsMappingsWhoAmI(t *testing.T) {
 	assert.Len(t, systems.Systems, 2)
 
 	res = runCLI(t, ctx, f.url(), "systems", "show", "nope")
-	assert.Equal(t, ExitError, res.code)
+	assert.Equal(t, ExitNotFound, res.code)
 	assert.Contains(t, res.stderr, "Hint: `weir systems list`")
 
 	res = runCLI(t, ctx, f.url(), "mappings", "list")

@@ -112,7 +112,7 @@ critical is at or above warning.`,
 				return err
 			}
 			if !cmd.Flags().Changed("warn") && !cmd.Flags().Changed("crit") {
-				return withHint(fmt.Errorf("weir thresholds set %s %s: give --warn, --crit or both", scope, metric), "to remove the threshold, use weir thresholds delete %s %s", scope, metric)
+				return usageHint(fmt.Errorf("weir thresholds set %s %s: give --warn, --crit or both", scope, metric), "to remove the threshold, use weir thresholds delete %s %s", scope, metric)
 			}
 			c, err := g.newClient()
 			if err != nil {
@@ -137,7 +137,7 @@ critical is at or above warning.`,
   weir thresholds delete node:w1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
-				return withHint(fmt.Errorf("%s takes a scope and optionally a metric, got %d arguments", cmd.CommandPath(), len(args)), "weir thresholds delete SCOPE [METRIC]; %s", thresholdScopeHint)
+				return usageHint(fmt.Errorf("%s takes a scope and optionally a metric, got %d arguments", cmd.CommandPath(), len(args)), "weir thresholds delete SCOPE [METRIC]; %s", thresholdScopeHint)
 			}
 			return nil
 		},
@@ -176,14 +176,14 @@ critical is at or above warning.`,
 
 func checkScopeArg(scope string) error {
 	if err := catalog.ValidateThresholdScope(scope); err != nil {
-		return withHint(fmt.Errorf("bad scope %q: %w", scope, err), "%s", thresholdScopeHint)
+		return usageHint(fmt.Errorf("bad scope %q: %w", scope, err), "%s", thresholdScopeHint)
 	}
 	return nil
 }
 
 func checkMetricArg(metric string) error {
 	if !slices.Contains(catalog.ThresholdMetrics, metric) {
-		return withHint(fmt.Errorf("unknown threshold metric %q", metric), "use one of %s", strings.Join(catalog.ThresholdMetrics, ", "))
+		return usageHint(fmt.Errorf("unknown threshold metric %q", metric), "use one of %s", strings.Join(catalog.ThresholdMetrics, ", "))
 	}
 	return nil
 }

@@ -31,7 +31,9 @@ embedded SQLite catalog under --data-dir (default ./weir-data).
 
 On first start it creates an admin user and an API token (printed once and
 written to <data-dir>/admin-token, mode 0600; WEIR_ADMIN_TOKEN, when set, is
-used as that token instead), two filesystem systems demo-src and demo-dst
+used as that token instead) and a dashboard password (printed once and
+written to <data-dir>/admin-password, mode 0600; WEIR_ADMIN_PASSWORD, when
+set, is used instead), two filesystem systems demo-src and demo-dst
 under the data dir, a few hundred sample CSV files of trades by symbol and
 business date in demo-src, and the mapping demo-trades between them.
 
@@ -40,9 +42,11 @@ and the --command commands) run under the node's monitor, which restarts
 what dies; the profiler samples this host every --sample-interval, and the
 dispatcher agent's commands answer on the API's address.
 
+The dashboard is at the API's address (http://127.0.0.1:8080/ by default).
+
   weir dev
   weir submit demo-trades -p business_date=2026-11-20 --wait`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDev(cmd.Context(), g, f)
 		},
@@ -62,7 +66,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 	}
 	for _, check := range []func() error{f.checkNode, f.checkServer, f.checkWorker} {
 		if err := check(); err != nil {
-			return err
+			return usageErr(err)
 		}
 	}
 	dataDir, err := filepath.Abs(g.dataDir)
@@ -80,6 +84,11 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		return err
 	}
 	token, err := devAdminToken(ctx, store, dataDir)
+	if err != nil {
+		_ = store.Close()
+		return err
+	}
+	password, err := devAdminPassword(ctx, store, dataDir)
 	if err != nil {
 		_ = store.Close()
 		return err
@@ -122,10 +131,11 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		return err
 	}
 	out := g.main.Stdout
-	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, f.catalog, f.region)
+	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, redactDSN(f.catalog), f.region)
 	if token != "" {
 		fmt.Fprintf(out, "Admin API token (shown once, also in %s):\n  %s\n", filepath.Join(dataDir, AdminTokenFile), token)
 	}
+	printDashboard(out, url, dataDir, password)
 	fmt.Fprintf(out, "Submit a run of the demo mapping and watch it:\n  go run ./cmd/weir submit %s -p business_date=2026-11-20 --wait --server %s --data-dir %s\n",
 		DemoMappingName, url, g.dataDir)
 	fmt.Fprintf(out, "or with curl:\n  curl -s -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' -d '{\"mapping\":\"%s\",\"params\":{\"business_date\":\"2026-11-20\"}}' %s/api/v1/runs\n",

@@ -502,7 +502,7 @@ func TestGossipFlagsRefusedPrecisely(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			code, stderr := runWeir(t, append(tc.args, catalogArg...)...)
-			if code != ExitError || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "Hint: ") {
+			if code != ExitUsage || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "Hint: ") {
 				t.Errorf("exit %d, stderr:\n%s\nwant %q and a hint", code, stderr, tc.want)
 			}
 			if strings.Contains(stderr, "tooshort") || strings.Contains(stderr, "c2hvcnQ") {

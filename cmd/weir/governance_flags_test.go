@@ -52,7 +52,7 @@ func TestNodeFlagsRefusedPrecisely(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, stderr := runWeir(t, append(tc.args, catalogArg...)...)
-			require.Equal(t, ExitError, code, stderr)
+			require.Equal(t, ExitUsage, code, stderr)
 			require.Contains(t, stderr, tc.want)
 			require.Contains(t, stderr, "Hint: ")
 		})
@@ -62,13 +62,13 @@ func TestNodeFlagsRefusedPrecisely(t *testing.T) {
 func TestNodeFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("WEIR_SAMPLE_INTERVAL", "soon")
 	code, stderr := runWeir(t, "worker", "--catalog", "postgres://nobody@127.0.0.1:1/none")
-	require.Equal(t, ExitError, code)
-	require.Contains(t, stderr, `bad WEIR_SAMPLE_INTERVAL "soon": not a duration`)
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, `bad WEIR_SAMPLE_INTERVAL "soon"`)
 
 	t.Setenv("WEIR_SAMPLE_INTERVAL", "")
 	t.Setenv("WEIR_COMMANDS", "a=/bin/true;b=/nope")
 	code, stderr = runWeir(t, "worker", "--catalog", "postgres://nobody@127.0.0.1:1/none")
-	require.Equal(t, ExitError, code)
+	require.Equal(t, ExitUsage, code)
 	require.Contains(t, stderr, "bad --command b: stat /nope")
 }
 

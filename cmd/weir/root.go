@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,6 +25,15 @@ type globals struct {
 	token   string // --token, WEIR_TOKEN
 	dataDir string // --data-dir, WEIR_DATA_DIR: where `weir dev` keeps its catalog and token
 	output  string // -o: text or json
+	quiet   bool   // -q: no progress bars or informational messages
+}
+
+// info is where informational messages go: stderr, or nowhere with --quiet.
+func (g *globals) info(stderr io.Writer) io.Writer {
+	if g.quiet {
+		return io.Discard
+	}
+	return stderr
 }
 
 func newRootCmd(m *Main) *cobra.Command {
@@ -40,18 +51,49 @@ Start everything in one process on an embedded SQLite catalog with demo data:
 
 then, in another terminal, submit a run and watch it:
 
-  weir submit demo-trades -p business_date=2026-11-20 --wait`,
+  weir submit demo-trades -p business_date=2026-11-20 --wait
+
+The service commands (dev, server, worker, agent, migrate) read their flags
+from --config FILE (or WEIR_CONFIG) too; flags win over WEIR_<FLAG_NAME>
+variables, which win over the file. See ` + "`weir config print --help`" + `.
+
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Without Args, cobra reports an unknown command as a plain error;
+		// this makes it a usage error with a hint.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			hint := "see `weir --help` for the commands"
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = fmt.Sprintf("did you mean `weir %s`? %s", s[0], hint)
+			}
+			return usageErr(withHint(fmt.Errorf("unknown command %q for weir", args[0]), "%s", hint))
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	root.SuggestionsMinimumDistance = 2
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr(withHint(err, "see `%s --help` for its flags", c.CommandPath()))
+	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.server, "server", envOr("WEIR_SERVER", "http://"+ListenDefault), "Weir server URL (env WEIR_SERVER)")
 	pf.StringVar(&g.token, "token", os.Getenv("WEIR_TOKEN"), "API token (env WEIR_TOKEN; default: the admin token weir dev wrote to <data-dir>/admin-token)")
 	pf.StringVar(&g.dataDir, "data-dir", envOr("WEIR_DATA_DIR", DataDirDefault), "directory of the embedded catalog, demo data and admin token (env WEIR_DATA_DIR)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars or informational messages; results and errors are still printed")
 
 	root.AddCommand(clientCommands(g)...)
 	root.AddCommand(serviceCommands(g)...)
+	root.AddCommand(newConfigCmd(g), newVersionCmd(g))
+	for _, c := range root.Commands() {
+		if slices.Contains(configCommands, c.Name()) {
+			bindConfigFlag(c)
+		}
+	}
+	addDynamicCompletion(root, g)
 	return root
 }
 
@@ -61,7 +103,7 @@ func (g *globals) checkOutput() error {
 	case "text", "json":
 		return nil
 	}
-	return withHint(fmt.Errorf("unknown output format %q", g.output), "use -o text or -o json")
+	return usageErr(withHint(fmt.Errorf("unknown output format %q", g.output), "use -o text or -o json"))
 }
 
 // resolveToken returns --token, WEIR_TOKEN, or the dev data dir's admin token.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -87,7 +86,7 @@ func (f *serviceFlags) bindWorker(cmd *cobra.Command) {
 func (f *serviceFlags) logger(w *os.File) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return nil, withHint(fmt.Errorf("bad --log-level %q", f.logLevel), "use debug, info, warn or error")
+		return nil, usageErr(withHint(fmt.Errorf("bad --log-level %q", f.logLevel), "use debug, info, warn or error"))
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch f.logFormat {
@@ -96,7 +95,7 @@ func (f *serviceFlags) logger(w *os.File) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, withHint(fmt.Errorf("bad --log-format %q", f.logFormat), "use text or json")
+	return nil, usageErr(withHint(fmt.Errorf("bad --log-format %q", f.logFormat), "use text or json"))
 }
 
 func (f *serviceFlags) node() string {
@@ -110,14 +109,6 @@ func (f *serviceFlags) node() string {
 	return fmt.Sprintf("%s-%d", h, os.Getpid())
 }
 
-// version is the module version of this build, or "dev".
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
-
 func serviceCommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{newDevCmd(g), newServerCmd(g), newWorkerCmd(g), newAgentCmd(g), newMigrateCmd(g), newBenchCmd(g)}
 }
@@ -126,7 +117,7 @@ func serviceCommands(g *globals) []*cobra.Command {
 // date; without, it refuses a catalog that is behind this binary.
 func openCatalog(ctx context.Context, dsn string, log *slog.Logger, migrate bool) (*catalog.Store, error) {
 	if dsn == "" {
-		return nil, withHint(errors.New("no catalog given"), "pass --catalog postgres://user@host:5432/db (or set WEIR_CATALOG)")
+		return nil, usageErr(withHint(errors.New("no catalog given"), "pass --catalog postgres://user@host:5432/db (or set WEIR_CATALOG, or catalog: in the --config file)"))
 	}
 	store, err := catalog.Open(ctx, catalog.StoreConfig{DSN: dsn, Logger: log})
 	if err != nil {
@@ -156,7 +147,7 @@ func newMigrateCmd(g *globals) *cobra.Command {
 forward-only; concurrent runs on PostgreSQL wait for each other.
 
   weir migrate --catalog postgres://postgres@127.0.0.1:5432/weir`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := f.logger(os.Stderr)
 			if err != nil {
@@ -187,7 +178,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 	if err != nil {
 		return nil, "", err
 	}
-	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "broker")}, s.store)
+	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.base}, s.store) // it names its component and node
 	api, err := bindListener(f.listen, "--listen")
 	if err != nil {
 		return nil, "", err
@@ -201,7 +192,11 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		return nil, "", err
 	}
 	if err := s.add(ServiceAPI, func() (func(context.Context) error, error) {
-		return serveHTTP(api, withAgent(b.Handler(), agent), s.log.With("component", "http")), nil
+		h, err := withWeb(withAgent(b.Handler(), agent), b.Handler(), s.log)
+		if err != nil {
+			return nil, err
+		}
+		return serveHTTP(api, h, s.log.With("component", "http")), nil
 	}); err != nil {
 		api.close()
 		return nil, "", err
@@ -216,7 +211,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 	}
 	// The scheduler fires the region's schedules while this node holds the
 	// manager's lease, through the broker's own submission path.
-	scfg := workload.SchedulerConfig{Region: f.region, NodeID: s.node, Logger: s.log.With("component", "scheduler")}
+	scfg := workload.SchedulerConfig{Region: f.region, NodeID: s.node, Logger: s.base.With("component", "scheduler")} // it names its node
 	if err := s.add(ServiceScheduler, func() (func(context.Context) error, error) {
 		return workload.NewScheduler(scfg, s.store, b).Run, nil
 	}); err != nil {
@@ -337,7 +332,7 @@ host every --sample-interval; alerts go to each --alert-webhook.
       --alert-webhook https://hooks.example.com/weir --alert-min-severity warning
 
 WEIR_ADMIN_TOKEN, when set, makes sure an admin user with that token exists.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log, err := f.logger(os.Stderr)
@@ -345,14 +340,14 @@ WEIR_ADMIN_TOKEN, when set, makes sure an admin user with that token exists.`,
 				return err
 			}
 			if err := f.checkNode(); err != nil {
-				return err
+				return usageErr(err)
 			}
 			if err := f.checkServer(); err != nil {
-				return err
+				return usageErr(err)
 			}
 			diskPaths, err := f.diskPathsFor(catalogDir(f.catalog), workDir())
 			if err != nil {
-				return err
+				return usageErr(err)
 			}
 			store, err := openCatalog(ctx, f.catalog, log, false)
 			if err != nil {
@@ -416,7 +411,7 @@ host name is not how others reach it) to let other hosts call it.
 
   weir worker --catalog postgres://postgres@127.0.0.1:5432/weir --slots 4
   weir worker --agent-listen 0.0.0.0:7071 --disk-path /data --command exporter=/usr/bin/node_exporter`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log, err := f.logger(os.Stderr)
@@ -424,14 +419,14 @@ host name is not how others reach it) to let other hosts call it.
 				return err
 			}
 			if err := f.checkNode(); err != nil {
-				return err
+				return usageErr(err)
 			}
 			if err := f.checkWorker(); err != nil {
-				return err
+				return usageErr(err)
 			}
 			diskPaths, err := f.diskPathsFor(workDir())
 			if err != nil {
-				return err
+				return usageErr(err)
 			}
 			store, err := openCatalog(ctx, f.catalog, log, false)
 			if err != nil {

@@ -1,23 +1,21 @@
-package profiler
+package catalog
 
 import (
 	"math"
-
-	"github.com/weirdata/weir/catalog"
 )
 
 // deviationFloor is the smallest standard deviation a metric is scored
 // with: a baseline that hardly ever moved (an idle disk, a flat 2% CPU) would
 // otherwise turn the smallest change into a huge score.
 var deviationFloor = map[string]float64{
-	catalog.MetricCPU:          1,       // one percentage point
-	catalog.MetricMemUsedPct:   1,       // one percentage point
-	catalog.MetricLoad1:        0.1,     // a tenth of a runnable task
-	catalog.MetricDiskReadBps:  1 << 20, // 1 MiB/s
-	catalog.MetricDiskWriteBps: 1 << 20,
-	catalog.MetricNetRxBps:     1 << 20,
-	catalog.MetricNetTxBps:     1 << 20,
-	catalog.MetricProcCPU:      1,
+	MetricCPU:          1,       // one percentage point
+	MetricMemUsedPct:   1,       // one percentage point
+	MetricLoad1:        0.1,     // a tenth of a runnable task
+	MetricDiskReadBps:  1 << 20, // 1 MiB/s
+	MetricDiskWriteBps: 1 << 20,
+	MetricNetRxBps:     1 << 20,
+	MetricNetTxBps:     1 << 20,
+	MetricProcCPU:      1,
 }
 
 // DeviationRelativeFloor is the smallest standard deviation as a fraction of
@@ -27,7 +25,7 @@ const DeviationRelativeFloor = 0.05
 // ZScore returns how many standard deviations x is from the baseline agg of
 // metric (signed), and false when the baseline has fewer than minSamples
 // samples. The standard deviation is floored (see DeviationRelativeFloor).
-func ZScore(metric string, x float64, agg catalog.MetricAgg, minSamples int64) (float64, bool) {
+func ZScore(metric string, x float64, agg MetricAgg, minSamples int64) (float64, bool) {
 	if agg.N < max(minSamples, 2) {
 		return 0, false
 	}
@@ -38,9 +36,9 @@ func ZScore(metric string, x float64, agg catalog.MetricAgg, minSamples int64) (
 // Deviations scores the DeviationMetrics of m against a baseline cell (metric
 // -> aggregate). Metrics without a baseline of minSamples are left out; the
 // result is nil when none qualifies.
-func Deviations(m map[string]float64, baseline map[string]catalog.MetricAgg, minSamples int64) map[string]float64 {
+func Deviations(m map[string]float64, baseline map[string]MetricAgg, minSamples int64) map[string]float64 {
 	var out map[string]float64
-	for _, name := range catalog.DeviationMetrics {
+	for _, name := range DeviationMetrics {
 		x, ok := m[name]
 		if !ok {
 			continue
@@ -56,3 +54,8 @@ func Deviations(m map[string]float64, baseline map[string]catalog.MetricAgg, min
 	}
 	return out
 }
+
+// MinBaselineSamplesDefault is how many raw samples a baseline cell (one
+// hour of the week) needs before deviations from it are scored: half an
+// hour of 5 s samples.
+const MinBaselineSamplesDefault = 360
