@@ -579,8 +579,11 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	if out := cli("alerts", "ack", strconv.FormatInt(alertID, 10)); !strings.Contains(out, "acknowledged") {
 		t.Errorf("weir alerts ack:\n%s", out)
 	}
-	if out := cli("alerts", "list", "--open"); !strings.Contains(out, "acked by admin") || !strings.Contains(out, r.ID) {
+	if out := cli("alerts", "list", "--open"); !strings.Contains(out, "acked by admin") || !strings.Contains(out, "workers of region "+RegionDefault+" holds runs") {
 		t.Errorf("weir alerts list --open:\n%s", out)
+	}
+	if msg := page.Alerts[0].Message; !strings.HasPrefix(msg, "1 run held ("+r.ID+"): ") || !strings.Contains(msg, held.HoldReason) {
+		t.Errorf("the hold cause's alert does not count and name the held run: %q", msg)
 	}
 
 	// Raising the threshold again dispatches the run, with no restart.
