@@ -54,6 +54,18 @@ func (c *Client) CreateCommand(ctx context.Context, req CommandRequest) (*NodeCo
 	return &out, nil
 }
 
+// GetCommand returns node command id.
+func (c *Client) GetCommand(ctx context.Context, id int64) (*NodeCommand, error) {
+	if id <= 0 {
+		return nil, fmt.Errorf("get command: the command ID must be a positive number, got %d", id)
+	}
+	var out NodeCommand
+	if err := c.get(ctx, "/api/v1/commands/"+strconv.FormatInt(id, 10), nil, &out); err != nil {
+		return nil, fmt.Errorf("get command %d: %w", id, err)
+	}
+	return &out, nil
+}
+
 // DeleteCommand deletes node command id; the monitors stop it.
 func (c *Client) DeleteCommand(ctx context.Context, id int64) error {
 	if id <= 0 {
