@@ -318,14 +318,30 @@ type RunList struct {
 	NextCursor string    `json:"next_cursor,omitempty"`
 }
 
-// listRuns handles GET /runs?state=&mapping=&submitted_by=&limit=&cursor=.
+// listRuns handles GET /runs?state=&mapping=&submitted_by=&region=&since=&until=&limit=&cursor=;
+// since and until are RFC 3339 times bounding the runs' creation.
 func (s *Server) listRuns(c echo.Context) error {
 	ctx := c.Request().Context()
-	f := catalog.RunFilter{Mapping: c.QueryParam("mapping"), SubmittedBy: c.QueryParam("submitted_by")}
-	for field, v := range map[string]string{"mapping": f.Mapping, "submitted_by": f.SubmittedBy} {
+	f := catalog.RunFilter{Mapping: c.QueryParam("mapping"), SubmittedBy: c.QueryParam("submitted_by"), Region: c.QueryParam("region")}
+	for field, v := range map[string]string{"mapping": f.Mapping, "submitted_by": f.SubmittedBy, "region": f.Region} {
 		if v != "" && catalog.ValidateName(field, v) != nil {
 			return badRequestField(field, "query parameter %s=%q is not a valid name", field, v)
 		}
+	}
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := c.QueryParam(q.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return badRequestField(q.name, "query parameter %s=%q must be an RFC 3339 time such as 2026-11-29T15:00:00Z", q.name, v)
+			}
+			*q.dst = t
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return badRequestField("until", "until must be after since")
 	}
 	if v := c.QueryParam("state"); v != "" {
 		for _, st := range strings.Split(v, ",") {

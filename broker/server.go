@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weirdata/weir/catalog"
 )
 
@@ -64,6 +65,8 @@ type Config struct {
 	AuthFailureLimit int
 	// AuthFailureWindow is the sliding window of AuthFailureLimit (default AuthFailureWindowDefault).
 	AuthFailureWindow time.Duration
+	// Metrics receives the request metrics (metrics.go); nil, none.
+	Metrics prometheus.Registerer
 	// Sessions configures sign-in and browser sessions (session.go).
 	Sessions SessionConfig
 }
@@ -180,6 +183,7 @@ type Server struct {
 	proxies []netip.Prefix
 	// failures counts refused credentials (nil when AuthFailureLimit < 0).
 	failures *failureTracker
+	metrics  *httpMetrics // nil without Config.Metrics
 	// acct is the sign-in state (session.go).
 	acct accountState
 }
@@ -193,6 +197,7 @@ func New(cfg Config, store Store) *Server {
 		log:   cfg.Logger.With(slog.String("component", "broker"), slog.String("node", cfg.NodeID)),
 		ids:   catalog.NewRunIDGenerator(cfg.Region),
 	}
+	s.metrics = newHTTPMetrics(cfg.Metrics)
 	if cfg.AuthFailureLimit > 0 {
 		s.failures = newFailureTracker(cfg.AuthFailureLimit, cfg.AuthFailureWindow)
 	}
@@ -208,6 +213,7 @@ func New(cfg Config, store Store) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = s.clientIP
+	e.Use(s.countRequests) // outermost: counts the status the others answered
 	e.Use(s.requestID, s.logRequests, s.recoverPanics)
 	s.e = e
 	s.routes()

@@ -104,6 +104,9 @@ type RunFilter struct {
 	// Cursor is the run_id after which (older than) the page starts.
 	Cursor string
 	Limit  int
+	// Since and Until, when not zero, keep the runs created at or after
+	// Since and before Until, by the creation time their run_id carries.
+	Since, Until time.Time
 }
 
 // Paging limits of ListRuns.
@@ -139,6 +142,12 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, string, error
 	}
 	if f.Cursor != "" {
 		q = q.Where("id < ?", f.Cursor)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("id >= ?", RunIDFloor(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("id < ?", RunIDFloor(f.Until))
 	}
 	var runs []Run
 	if err := q.Find(&runs).Error; err != nil {

@@ -39,6 +39,12 @@ type RunIDGenerator struct {
 	now    func() time.Time
 }
 
+// RunIDFloor returns the smallest run_id of instant t: every run created at
+// or after t (by its run_id) is at or above it, every one before is below.
+func RunIDFloor(t time.Time) string {
+	return fmt.Sprintf("%013d%011d", max(t.UnixMilli(), 0), 0)
+}
+
 // NewRunIDGenerator returns a generator for region.
 func NewRunIDGenerator(region string) *RunIDGenerator {
 	return &RunIDGenerator{region: RegionCode(region), now: time.Now}

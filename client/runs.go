@@ -100,6 +100,9 @@ type ListRunsOptions struct {
 	States      []catalog.RunState
 	Mapping     string
 	SubmittedBy string
+	Region      string
+	// Since and Until, when not zero, keep the runs created in [Since, Until).
+	Since, Until time.Time
 	// Limit is the page size; 0 lets the server choose (50; at most 1000).
 	Limit int
 	// Cursor is the NextCursor of the previous page; empty for the first page.
@@ -120,6 +123,15 @@ func (o ListRunsOptions) query() url.Values {
 	}
 	if o.SubmittedBy != "" {
 		q.Set("submitted_by", o.SubmittedBy)
+	}
+	if o.Region != "" {
+		q.Set("region", o.Region)
+	}
+	if !o.Since.IsZero() {
+		q.Set("since", o.Since.UTC().Format(time.RFC3339))
+	}
+	if !o.Until.IsZero() {
+		q.Set("until", o.Until.UTC().Format(time.RFC3339))
 	}
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))

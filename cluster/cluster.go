@@ -111,6 +111,7 @@ func New(cfg Config) (*Cluster, error) {
 	md.Started = c.started
 	c.metaBuf = md.encode()
 	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numAlive, RetransmitMult: cfg.timings().RetransmitMult}
+	registerMetrics(cfg.Metrics, c)
 	return c, nil
 }
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weirdata/weir/catalog"
 )
 
@@ -132,6 +132,8 @@ type Config struct {
 
 	// Logger receives the component's and memberlist's logs.
 	Logger *slog.Logger
+	// Metrics receives the pool's metrics (metrics.go); nil, none.
+	Metrics prometheus.Registerer
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

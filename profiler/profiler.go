@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weirdata/weir/catalog"
 )
 
@@ -84,6 +85,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock samples are timed by; nil is time.Now (tests set it).
 	Now func() time.Time
+	// Metrics receives the gauges of the latest sample (metrics.go); nil, none.
+	Metrics prometheus.Registerer
 }
 
 // WithDefaults fills zero fields with their defaults.
@@ -169,6 +172,7 @@ type Profiler struct {
 	sampler Sampler
 	log     *slog.Logger
 	running atomic.Bool
+	metrics *hostMetrics // nil without Config.Metrics
 
 	mu     sync.Mutex
 	latest catalog.Sample
@@ -195,7 +199,7 @@ func New(cfg Config, store Store, sampler Sampler) (*Profiler, error) {
 		return nil, errors.New("new profiler: a store and a sampler are required")
 	}
 	return &Profiler{cfg: cfg, store: store, sampler: sampler, baselines: map[int]map[string]catalog.MetricAgg{},
-		log: cfg.Logger.With(slog.String("node_id", cfg.NodeID))}, nil
+		log: cfg.Logger.With(slog.String("node_id", cfg.NodeID)), metrics: newHostMetrics(cfg.Metrics)}, nil
 }
 
 // Config returns the profiler's configuration, defaults filled in.
@@ -259,6 +263,7 @@ func (p *Profiler) step(ctx context.Context, now time.Time) {
 	p.mu.Lock()
 	p.latest = s
 	p.mu.Unlock()
+	p.metrics.observe(s)
 
 	if err := p.store.UpsertLatestSample(ctx, &catalog.HostLatest{NodeID: s.NodeID, Region: s.Region, At: at,
 		Metrics: catalog.NewJSON(m), Deviations: catalog.NewJSON(s.Deviations)}); err != nil {

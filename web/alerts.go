@@ -19,7 +19,8 @@ const alertsPageSize = 50
 type alertsView struct {
 	Filter alertFilter
 	Alerts []client.Alert
-	// Next is the query of the next page ("" on the last page).
+	// Next is the link to the next page ("" on the last page), built whole
+	// here: html/template would escape a query written after "?" in a template.
 	Next string
 }
 
@@ -104,7 +105,7 @@ func (s *Server) alertsPage(c echo.Context) error {
 	}
 	v.Alerts = page.Alerts
 	if page.NextCursor > 0 {
-		v.Next = f.query(page.NextCursor)
+		v.Next = "/alerts?" + f.query(page.NextCursor)
 	}
 	return s.render(c, http.StatusOK, "alerts", p)
 }

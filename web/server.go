@@ -116,6 +116,8 @@ func (s *Server) routes() {
 
 	e.GET("/alerts", s.alertsPage, s.signedIn) // the API decides who may read alerts
 	e.POST("/alerts/:id/ack", s.ackAlert, s.signedIn, s.role(roleOperator))
+
+	s.runRoutes()
 }
 
 // limitBody refuses (413) a request body over formBodyLimit, and bounds

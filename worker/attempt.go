@@ -81,6 +81,7 @@ func (w *Worker) finish(a *attempt, out *outcome, err error, took time.Duration)
 		switch cause := context.Cause(a.fenceCtx); cause {
 		case errLeaseLost:
 			a.log.Warn("attempt abandoned: lease lost; nothing committed")
+			w.metrics.leaseLost()
 			w.event(a, "abandoned", "worker %s abandoned attempt %d: its lease was lost; nothing committed", w.cfg.NodeID, a.run.Attempt)
 			return
 		case errUnreachable:
@@ -111,6 +112,7 @@ func (w *Worker) finish(a *attempt, out *outcome, err error, took time.Duration)
 		}
 		return
 	}
+	w.metrics.finishedRun(&a.run, st, p.Manifest, p.Progress, took)
 	attrs := []any{slog.String("state", string(st)), slog.Duration("took", took)}
 	if p.Error != "" {
 		attrs = append(attrs, slog.String("error", p.Error), slog.Bool("retryable", p.Retryable))

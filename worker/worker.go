@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/connector"
 )
@@ -97,6 +98,8 @@ type Config struct {
 	// SpoolDir holds rejected rows until the run writes its reject file;
 	// default the system's temporary directory.
 	SpoolDir string
+	// Metrics receives the worker's metrics (metrics.go); nil, none.
+	Metrics prometheus.Registerer
 }
 
 // WithDefaults fills zero fields with their defaults.
@@ -207,6 +210,7 @@ type Worker struct {
 	cutOff      atomic.Bool  // the catalog was unreachable: every run stopped, no claims
 	freed       chan struct{}
 	runs        sync.WaitGroup
+	metrics     *workerMetrics // nil without Config.Metrics
 }
 
 // New returns a worker; conns nil means connector.Default().
@@ -223,6 +227,7 @@ func New(cfg Config, store Store, conns *connector.Registry) *Worker {
 		started: time.Now().UTC(),
 		held:    map[string]*attempt{},
 		freed:   make(chan struct{}, 1),
+		metrics: newWorkerMetrics(cfg.Metrics),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weirdata/weir/catalog"
 )
 
@@ -48,6 +49,11 @@ type Config struct {
 	MaxHold time.Duration
 	// Logger receives the manager's decisions; nil discards them.
 	Logger *slog.Logger
+	// Metrics receives the manager's metrics (metrics.go); nil, none.
+	Metrics prometheus.Registerer
+	// RunCountsCache is how long the run gauges reuse one count of the
+	// region's runs; RunCountsCacheDefault.
+	RunCountsCache time.Duration
 }
 
 // WithDefaults fills zero fields with their defaults.
@@ -69,6 +75,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RunCountsCache == 0 {
+		c.RunCountsCache = RunCountsCacheDefault
 	}
 	return c
 }

@@ -83,6 +83,8 @@ type Decision struct {
 	// (a red source or target host), "system src" (its host unnamed), or
 	// "workers of region eu" (only red workers have free slots).
 	Cause string
+	// Kind is the kind of Hold, for metrics.
+	Kind HoldKind
 }
 
 // Admitted reports whether the run was given a worker.
@@ -136,13 +138,13 @@ func Govern(in GovernInput) []Decision {
 		d := Decision{RunID: r.ID}
 		systems := runSystems(r)
 		if reason, cause := redHost(in.SystemHosts, r); reason != "" {
-			d.Hold, d.Health, d.Cause = reason, true, cause
+			d.Hold, d.Health, d.Cause, d.Kind = reason, true, cause, HoldHostCritical
 		} else if active >= in.MaxActiveRuns {
-			d.Hold = fmt.Sprintf("region %s at its limit of %d active runs", in.Region, in.MaxActiveRuns)
+			d.Hold, d.Kind = fmt.Sprintf("region %s at its limit of %d active runs", in.Region, in.MaxActiveRuns), HoldRegionLimit
 		} else {
 			for _, sys := range systems {
 				if limit := in.SystemLimits[sys]; limit > 0 && systemActive[sys] >= limit {
-					d.Hold = fmt.Sprintf("system %s at its limit of %d concurrent runs", sys, limit)
+					d.Hold, d.Kind = fmt.Sprintf("system %s at its limit of %d concurrent runs", sys, limit), HoldSystemLimit
 					break
 				}
 			}
@@ -151,6 +153,7 @@ func Govern(in GovernInput) []Decision {
 			i := PickWorker(workers, in.SystemHosts, r)
 			if i < 0 {
 				d.Hold, d.Health = noWorkerReason(in.Region, workers)
+				d.Kind = noWorkerKind(workers, d.Health)
 				if d.Health {
 					d.Cause = "workers of region " + in.Region
 				}

@@ -71,18 +71,21 @@ type Manager struct {
 	maintAt   time.Time
 	failing   bool // the last tick failed
 	alerts    *alertState
+	metrics   *managerMetrics // nil without Config.Metrics
 }
 
 // New returns a Manager for cfg (defaults filled) on store. Run checks cfg.
 func New(cfg Config, store Store) *Manager {
 	cfg = cfg.WithDefaults()
 	log := cfg.Logger.With(slog.String("region", cfg.Region))
-	return &Manager{
+	m := &Manager{
 		cfg:   cfg,
 		store: store,
 		log:   log,
 		el:    newElector(store, cfg.Region, cfg.NodeID, cfg.LeaseTTL, log),
 	}
+	m.metrics = newManagerMetrics(cfg.Metrics, m)
+	return m
 }
 
 // IsLeader reports whether this manager holds the region's leader lease now.
@@ -256,6 +259,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 		return fmt.Errorf("list dispatchable runs: %w", err)
 	}
 	if len(runs) == 0 {
+		m.metrics.governed(nil)
 		return m.syncHoldAlerts(ctx, nil)
 	}
 	counts, err := m.store.CountActive(ctx, region)
@@ -328,6 +332,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 	}
 
 	decisions := Govern(in)
+	m.metrics.governed(decisions)
 	decisions, err = m.enforceHolds(ctx, t, decisions, cands, hv.Now)
 	if err != nil {
 		return err
@@ -350,6 +355,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 		switch {
 		case err == nil:
 			dispatched++
+			m.metrics.dispatched(c.run, m.store.Now())
 			m.log.Info("run dispatched", slog.String("run_id", d.RunID), slog.String("worker", d.Worker),
 				slog.String("mapping", c.run.Mapping), slog.Int("priority", c.run.Priority), slog.Int("max_threads", plan.MaxThreads))
 		case noLongerPending(err):

@@ -107,7 +107,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		_ = store.Close()
 		return err
 	}
-	node := f.node()
+	node := f.devNode()
 	s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL))
 	if err != nil {
 		_ = store.Close()
@@ -225,4 +225,18 @@ func ensureAdmin(ctx context.Context, store *catalog.Store, token string) (bool,
 		return false, fmt.Errorf("create admin token: %w", err)
 	}
 	return true, nil
+}
+
+// devNode is the node name of `weir dev` without --node-id: "dev-HOSTNAME",
+// stable across restarts (one dev process owns its data directory), so that
+// restarting it does not leave a dead node behind on the dashboard.
+func (f *serviceFlags) devNode() string {
+	if f.nodeID != "" {
+		return f.nodeID
+	}
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "localhost"
+	}
+	return "dev-" + h
 }

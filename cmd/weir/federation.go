@@ -355,7 +355,7 @@ func (s *stack) gossipNode(f *serviceFlags) (*gossipNode, error) {
 		cfg.NodeName, cfg.Region, cfg.Roles = name, region, slices.Clone(node.roles)
 		cfg.APIAddr, cfg.AgentAddr, cfg.Capacity = node.apiAddr, node.agentAddr, node.capacity
 		node.mu.Unlock()
-		cfg.Version, cfg.Logger = clusterVersion(), log
+		cfg.Version, cfg.Logger, cfg.Metrics = clusterVersion(), log, s.reg
 		if g.defaultBind() && !portFree(cfg.BindAddr, cfg.BindPort) {
 			// Another node on this host has the customary port (several
 			// nodes on one host): take a free one. Members reach this node

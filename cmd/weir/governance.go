@@ -161,7 +161,7 @@ func (f *serviceFlags) diskPathsFor(defaults ...string) ([]string, error) {
 // --sample-interval and reporting the space of diskPaths.
 func (s *stack) addProfiler(f *serviceFlags, diskPaths []string) error {
 	cfg := profiler.Config{NodeID: s.node, Region: f.region, Interval: f.sampleInterval, DiskPaths: diskPaths,
-		Logger: s.base.With("component", "profiler")}
+		Logger: s.base.With("component", "profiler"), Metrics: s.reg}
 	build := func() (func(context.Context) error, error) {
 		sampler, err := profiler.NewHostSampler(diskPaths)
 		if err != nil {
@@ -329,13 +329,8 @@ func (s *stack) addAgentListener(f *serviceFlags, auth *nodeAuth, systems []stri
 		return "", nil, err
 	}
 	serve := func(a *dispatcher.Agent) func(context.Context) error {
-		return func(ctx context.Context) error {
-			ln, err := b.take()
-			if err != nil {
-				return err
-			}
-			return a.Serve(ctx, ln)
-		}
+		// The agent's commands and the node's metrics (metrics.go).
+		return serveHTTP(b, withMetrics(a, s.metrics()), s.log.With("component", "dispatcher"))
 	}
 	build := func() (func(context.Context) error, error) {
 		a, err := s.newAgent(f, auth, systems, b.Addr())

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/monitor"
 	"github.com/weirdata/weir/worker"
@@ -43,6 +44,7 @@ type stack struct {
 	store *catalog.Store
 	node  string
 	sup   *monitor.Supervisor
+	reg   *prometheus.Registry // the process's metrics, served at MetricsPath (metrics.go)
 }
 
 // newStack returns the stack of node, whose supervisor records the
@@ -56,7 +58,11 @@ func newStack(log *slog.Logger, store *catalog.Store, node, region string, stopT
 	if err != nil {
 		return nil, fmt.Errorf("configure the monitor: %w", err)
 	}
-	return &stack{base: log, log: log.With("node", node), store: store, node: node, sup: sup}, nil
+	reg, err := newRegistry(store)
+	if err != nil {
+		return nil, err
+	}
+	return &stack{base: log, log: log.With("node", node), store: store, node: node, sup: sup, reg: reg}, nil
 }
 
 // add supervises an in-process service. fresh builds the component for each

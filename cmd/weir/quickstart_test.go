@@ -137,4 +137,13 @@ func TestQuickStart(t *testing.T) {
 	if strings.Contains(dev2.out.String(), token) {
 		t.Errorf("weir dev printed the admin token again on restart")
 	}
+	// The restarted process is the same node, not a second one left dead.
+	var nodes struct {
+		Nodes []struct {
+			ID string `json:"id"`
+		} `json:"nodes"`
+	}
+	if code := a.call("GET", "/api/v1/nodes", nil, &nodes); code != 200 || len(nodes.Nodes) != 1 {
+		t.Errorf("after restart, GET /api/v1/nodes: status %d, nodes %+v; want the one dev node", code, nodes.Nodes)
+	}
 }

@@ -178,7 +178,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 	if err != nil {
 		return nil, "", err
 	}
-	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.base}, s.store) // it names its component and node
+	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.base, Metrics: s.reg}, s.store) // it names its component and node
 	api, err := bindListener(f.listen, "--listen")
 	if err != nil {
 		return nil, "", err
@@ -196,13 +196,13 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		if err != nil {
 			return nil, err
 		}
-		return serveHTTP(api, h, s.log.With("component", "http")), nil
+		return serveHTTP(api, withMetrics(h, s.metrics()), s.log.With("component", "http")), nil
 	}); err != nil {
 		api.close()
 		return nil, "", err
 	}
 	wcfg := workload.Config{Region: f.region, NodeID: s.node, MaxActiveRuns: f.maxActiveRuns,
-		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, MaxHold: f.maxHold, Logger: s.log.With("component", "workload")}
+		LeaseTTL: f.leaderTTL, NodeDeadAfter: f.nodeDeadAfter, MaxHold: f.maxHold, Logger: s.log.With("component", "workload"), Metrics: s.reg}
 	if err := s.add(ServiceWorkload, func() (func(context.Context) error, error) {
 		return workload.New(wcfg, s.store).Run, nil
 	}); err != nil {
@@ -238,7 +238,7 @@ func (s *stack) addWorker(f *serviceFlags, roles []string, address string) error
 		return err
 	}
 	cfg := worker.Config{NodeID: s.node, Region: f.region, Address: address, Version: version(), Roles: roles,
-		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, HighLoad: f.highLoad, Logger: s.base.With("component", "worker")}
+		Slots: f.slots, Threads: f.threads, LeaseTTL: f.leaseTTL, HighLoad: f.highLoad, Logger: s.base.With("component", "worker"), Metrics: s.reg}
 	return s.add(ServiceWorker, func() (func(context.Context) error, error) {
 		return worker.New(cfg, s.store, connector.Default()).Run, nil
 	})
