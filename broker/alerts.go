@@ -35,16 +35,18 @@ const (
 )
 
 // failureTracker counts authentication failures per key in a sliding
-// window, in memory (one broker's view: a failure seen by another broker
-// counts there). It says when to raise an alert: when a key's failures in
-// the window reach the limit, then at most once per window while they stay
-// there.
+// window, in memory (one broker's view), and remembers when each key's
+// alert was raised. The catalog counts them too, per fixed window, for all
+// brokers together (see authFailed). It says when to raise an alert: when a
+// key's failures in the window reach the limit, then at most once per
+// window while they stay there.
 type failureTracker struct {
 	limit  int
 	window time.Duration
 
-	mu   sync.Mutex
-	keys map[string]*failures
+	mu     sync.Mutex
+	keys   map[string]*failures
+	pruned time.Time // when the catalog's old windows were last pruned
 }
 
 type failures struct {
@@ -86,6 +88,40 @@ func (t *failureTracker) record(key string, now time.Time) (int, bool) {
 	return n, due
 }
 
+// quiet reports whether key's alert was raised within the window: its
+// failures need not be counted in the catalog again until then.
+func (t *failureTracker) quiet(key string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.keys[key]
+	return f != nil && !f.raised.IsZero() && now.Sub(f.raised) < t.window
+}
+
+// shared says whether the failures of key that every broker counted
+// (total) make an alert due, and notes it raised when they do.
+func (t *failureTracker) shared(key string, now time.Time, total int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.keys[key]
+	if f == nil || total < t.limit || (!f.raised.IsZero() && now.Sub(f.raised) < t.window) {
+		return false
+	}
+	f.raised = now
+	return true
+}
+
+// pruneDue says whether the catalog's old windows are due for pruning
+// (once per window), and notes them pruned.
+func (t *failureTracker) pruneDue(now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.Sub(t.pruned) < t.window {
+		return false
+	}
+	t.pruned = now
+	return true
+}
+
 // evict forgets the keys without a failure in the window and, when that is
 // not enough, the key whose last failure is the oldest.
 func (t *failureTracker) evict(now time.Time) {
@@ -108,7 +144,13 @@ func (t *failureTracker) evict(now time.Time) {
 
 // authFailed records a refused credential from the request's address (and
 // of the token, when one was presented) and raises an alert when one of them
-// has failed too often. It never fails the request: a catalog error is logged.
+// has failed too often: in this broker's sliding window, or in the
+// catalog's count of the current window (AuthFailureWindow, aligned to the
+// clock) by every broker together, so that failures spread over several
+// servers reach the limit too. Once a key's alert is raised, its failures
+// are not written to the catalog again for a window: a flood of bad
+// credentials costs at most one write per key and window beyond the limit.
+// It never fails the request: a catalog error is logged.
 func (s *Server) authFailed(c echo.Context, rawToken, why string) {
 	if s.failures == nil {
 		return
@@ -123,6 +165,11 @@ func (s *Server) authFailed(c echo.Context, rawToken, why string) {
 	}
 	for _, sub := range subjects {
 		n, due := s.failures.record(sub.key, now)
+		if !due && !s.failures.quiet(sub.key, now) {
+			if total, ok := s.countSharedFailure(c, sub.key, now); ok && s.failures.shared(sub.key, now, total) {
+				n, due = total, true
+			}
+		}
 		if !due {
 			continue
 		}
@@ -142,6 +189,27 @@ func (s *Server) authFailed(c echo.Context, rawToken, why string) {
 		s.log.Warn("repeated authentication failures", slog.String("key", sub.key), slog.Int("failures", n),
 			slog.Duration("window", s.cfg.AuthFailureWindow))
 	}
+}
+
+// countSharedFailure counts one failure of key in the catalog's current
+// window and returns the window's total over every broker; false when the
+// catalog could not count it (logged). It prunes the windows before the
+// previous one once per window.
+func (s *Server) countSharedFailure(c echo.Context, key string, now time.Time) (int, bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), raiseTimeout)
+	defer cancel()
+	window := now.UTC().Truncate(s.cfg.AuthFailureWindow)
+	total, err := s.store.CountAuthFailures(ctx, key, window, 1)
+	if err != nil {
+		s.log.Error("cannot count the authentication failure in the catalog", slog.String("key", key), slog.String("error", err.Error()))
+		return 0, false
+	}
+	if s.failures.pruneDue(now) {
+		if _, err := s.store.PruneAuthFailures(ctx, window.Add(-s.cfg.AuthFailureWindow)); err != nil {
+			s.log.Warn("cannot prune old authentication failure counts", slog.String("error", err.Error()))
+		}
+	}
+	return total, true
 }
 
 // AlertList is the answer of GET /alerts.

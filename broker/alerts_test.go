@@ -190,3 +190,40 @@ func TestAuthFailureAlertsCanBeTurnedOff(t *testing.T) {
 		require.Empty(t, as)
 	})
 }
+
+// TestAuthFailuresAreCountedAcrossBrokers: failures from one address spread
+// over two brokers of one catalog reach the limit together; neither
+// broker's own count reaches it.
+func TestAuthFailuresAreCountedAcrossBrokers(t *testing.T) {
+	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
+		e := newEnv(t, s, func(c *broker.Config) { c.AuthFailureLimit = 5; c.AuthFailureWindow = time.Minute })
+		brokerA := e.handler
+		brokerB := broker.New(e.cfg, s).Handler()
+		const attacker = "203.0.113.9:5000"
+		bad := func(h http.Handler, n int) {
+			t.Helper()
+			e.handler = h
+			for i := range n {
+				requireError(t, e.do(request{Method: http.MethodGet, Path: "/api/v1/runs", Token: fmt.Sprintf("weir_guess-%d", i), RemoteAddr: attacker}),
+					http.StatusUnauthorized, broker.CodeUnauthenticated)
+			}
+		}
+		alerts := func() []catalog.Alert {
+			as, _, err := s.ListAlerts(e.ctx, catalog.AlertFilter{Key: broker.AlertKeyAuthFailures + "203.0.113.9"})
+			require.NoError(t, err)
+			return as
+		}
+		bad(brokerA, 3)
+		bad(brokerB, 1)
+		require.Empty(t, alerts(), "4 failures in all: below the limit")
+		bad(brokerB, 1)
+		as := alerts()
+		require.Len(t, as, 1, "the fifth failure, on the second broker, reaches the limit of both together")
+		require.Equal(t, "5 refused credentials within 1m0s; the last: unknown token", as[0].Message)
+
+		// Further failures within the window raise nothing more, on either broker.
+		bad(brokerA, 4)
+		bad(brokerB, 4)
+		require.Equal(t, int64(2), alerts()[0].Count, "at most once per broker and window")
+	})
+}

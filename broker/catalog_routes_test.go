@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/weirdata/weir/broker"
@@ -165,11 +166,18 @@ func TestMappingsCreateVersionReadAndDisable(t *testing.T) {
 		e.get("/api/v1/mappings/daily", "admin").decode(t, &got)
 		got["description"] = "daily copy, v2"
 		got["max_attempts"] = 7
+		require.NotContains(t, got, "max_hold", "no max_hold: the region's applies")
+		got["max_hold"] = "30m"
 		r = e.do(request{Method: http.MethodPut, Path: "/api/v1/mappings/daily", Body: got})
 		require.Equal(t, http.StatusOK, r.Status, r.String())
 		r.decode(t, &m)
 		require.Equal(t, 2, m.Version)
 		require.Equal(t, 7, m.MaxAttempts)
+		require.Equal(t, catalog.Duration(30*time.Minute), m.MaxHold)
+		var raw map[string]any
+		e.get("/api/v1/mappings/daily", "viewer").decode(t, &raw)
+		require.Equal(t, "30m0s", raw["max_hold"], "max_hold reads back as a duration string")
+		got = raw // sent back as read: the duration string round-trips
 
 		r = e.get("/api/v1/mappings/daily", "viewer")
 		r.decode(t, &m)
@@ -177,8 +185,10 @@ func TestMappingsCreateVersionReadAndDisable(t *testing.T) {
 		require.Equal(t, "daily copy, v2", m.Description)
 		r = e.get("/api/v1/mappings/daily/versions/1", "viewer")
 		require.Equal(t, http.StatusOK, r.Status)
-		r.decode(t, &m)
-		require.Equal(t, "daily copy", m.Description)
+		var v1 catalog.Mapping
+		r.decode(t, &v1)
+		require.Equal(t, "daily copy", v1.Description)
+		require.Zero(t, v1.MaxHold, "version 1 set none")
 		requireError(t, e.get("/api/v1/mappings/daily/versions/9", "admin"), http.StatusNotFound, broker.CodeNotFound)
 		requireError(t, e.get("/api/v1/mappings/daily/versions/x", "admin"), http.StatusBadRequest, broker.CodeBadRequest)
 		requireError(t, e.get("/api/v1/mappings/daily/versions/0", "admin"), http.StatusBadRequest, broker.CodeBadRequest)
@@ -211,6 +221,7 @@ func TestMappingsCreateVersionReadAndDisable(t *testing.T) {
 		r.decode(t, &m)
 		require.True(t, m.Enabled)
 		require.Equal(t, 5, m.Version)
+		require.Equal(t, catalog.Duration(30*time.Minute), m.MaxHold, "kept through versions sent back as read")
 	})
 }
 
@@ -240,6 +251,11 @@ func TestMappingsRefuseBadInputAndStoreNothing(t *testing.T) {
 			{"path escapes the root", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src", "path": "../../etc"}, "target": map[string]any{"system": "dst"}}}, 400, broker.CodeInvalid, "source.path"},
 			{"undeclared parameter in a path", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src", "path": "{day}"}, "target": map[string]any{"system": "dst"}}}, 400, broker.CodeInvalid, "source.path"},
 			{"bad parameter type", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src"}, "target": map[string]any{"system": "dst"}, "params": []map[string]any{{"name": "d", "type": "datetime"}}}}, 400, broker.CodeInvalid, "params[0].type"},
+			{"max_hold not a duration", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src"}, "target": map[string]any{"system": "dst"}, "max_hold": "8d"}}, 400, broker.CodeInvalid, "max_hold"},
+			{"max_hold zero", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src"}, "target": map[string]any{"system": "dst"}, "max_hold": "0s"}}, 400, broker.CodeInvalid, "max_hold"},
+			{"max_hold negative", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src"}, "target": map[string]any{"system": "dst"}, "max_hold": "-5m"}}, 400, broker.CodeInvalid, "max_hold"},
+			{"max_hold beyond 7 days", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src"}, "target": map[string]any{"system": "dst"}, "max_hold": "169h"}}, 400, broker.CodeInvalid, "max_hold"},
+			{"max_hold not a string", request{Body: map[string]any{"name": "new-map", "source": map[string]any{"system": "src"}, "target": map[string]any{"system": "dst"}, "max_hold": 30}}, 400, broker.CodeBadRequest, ""},
 			{"existing name", request{Body: map[string]any{"name": "trades", "source": map[string]any{"system": "src"}, "target": map[string]any{"system": "dst"}}}, 409, broker.CodeConflict, ""},
 			{"no manage entitlement", request{Token: e.tokens["viewer"], Body: ok}, 403, broker.CodeForbidden, ""},
 			{"manager may not read the target system", request{Token: e.tokens["manager"], Body: ok}, 403, broker.CodeForbidden, ""},

@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
-	"github.com/weirdata/weir/profiler"
 )
 
 // ClusterView is the answer of GET /api/v1/cluster: the regions of the
@@ -68,12 +67,12 @@ type ClusterNode struct {
 	// GossipState is the state gossip reports, when the node is in the pool.
 	GossipState string `json:"gossip_state,omitempty"`
 	// Health is the node's health (this region's nodes only).
-	Health    *profiler.Health `json:"health,omitempty"`
-	Address   string           `json:"address,omitempty"`
-	Version   string           `json:"version,omitempty"`
-	Slots     int              `json:"slots"`
-	StartedAt time.Time        `json:"started_at,omitzero"`
-	LastSeen  time.Time        `json:"last_seen"`
+	Health    *catalog.Health `json:"health,omitempty"`
+	Address   string          `json:"address,omitempty"`
+	Version   string          `json:"version,omitempty"`
+	Slots     int             `json:"slots"`
+	StartedAt time.Time       `json:"started_at,omitzero"`
+	LastSeen  time.Time       `json:"last_seen"`
 	// Source says where the node is known from: "catalog", "gossip" or both.
 	Source string `json:"source"`
 }
@@ -87,9 +86,9 @@ func (f *Federation) clusterView(c echo.Context) error {
 		return fmt.Errorf("judge node health: %w", err)
 	}
 	var nodes []*catalog.Node
-	for i := range h.nodes {
-		if h.nodes[i].Region == own {
-			nodes = append(nodes, &h.nodes[i])
+	for i := range h.Nodes {
+		if h.Nodes[i].Region == own {
+			nodes = append(nodes, &h.Nodes[i])
 		}
 	}
 	syncs, err := f.store.ListSyncs(ctx)

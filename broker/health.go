@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
-	"github.com/weirdata/weir/profiler"
 )
 
 // Health of runs and of the report.
@@ -55,140 +53,87 @@ type GovernanceStore interface {
 	ListAlerts(ctx context.Context, f catalog.AlertFilter) ([]catalog.Alert, int64, error)
 	AckAlert(ctx context.Context, id int64, by string) (*catalog.Alert, error)
 	ResolveAlertByID(ctx context.Context, id int64) (*catalog.Alert, error)
+
+	CreateNodeCommand(ctx context.Context, c *catalog.NodeCommand) error
+	ListNodeCommands(ctx context.Context, node string) ([]catalog.NodeCommand, error)
+	GetNodeCommand(ctx context.Context, id int64) (*catalog.NodeCommand, error)
+	DeleteNodeCommand(ctx context.Context, id int64) error
+
+	CountAuthFailures(ctx context.Context, subject string, window time.Time, n int) (int, error)
+	PruneAuthFailures(ctx context.Context, before time.Time) (int64, error)
 }
 
 // RunHealth judges a run as of now: yellow while it is held (with its hold
 // reason) or while its progress has not moved for RunStaleAfterDefault,
 // red when it failed or was aborted (with its error), green otherwise.
-func RunHealth(r *catalog.Run, now time.Time) profiler.Health {
-	var rs []profiler.Reason
+func RunHealth(r *catalog.Run, now time.Time) catalog.Health {
+	var rs []catalog.Reason
 	switch {
 	case r.State == catalog.StatePending && r.HoldReason != "":
-		rs = append(rs, profiler.Reason{Metric: ReasonHold, Level: profiler.Yellow, Text: "held: " + r.HoldReason})
+		rs = append(rs, catalog.Reason{Metric: ReasonHold, Level: catalog.Yellow, Text: "held: " + r.HoldReason})
 	case r.State == catalog.StateFailed || r.State == catalog.StateAborted:
 		msg := string(r.State)
 		if r.Error != "" {
 			msg += ": " + r.Error
 		}
-		rs = append(rs, profiler.Reason{Metric: ReasonFailed, Level: profiler.Red, Text: msg})
+		rs = append(rs, catalog.Reason{Metric: ReasonFailed, Level: catalog.Red, Text: msg})
 	case r.State == catalog.StateActive:
 		if still := now.Sub(r.UpdatedAt); still > RunStaleAfterDefault {
-			rs = append(rs, profiler.Reason{Metric: ReasonProgress, Level: profiler.Yellow, Value: still.Seconds(),
+			rs = append(rs, catalog.Reason{Metric: ReasonProgress, Level: catalog.Yellow, Value: still.Seconds(),
 				Threshold: RunStaleAfterDefault.Seconds(), Text: fmt.Sprintf("no progress for %s", still.Round(time.Second))})
 		}
 	}
-	return health(rs)
-}
-
-// health is the color of reasons, worst first.
-func health(rs []profiler.Reason) profiler.Health {
-	h := profiler.Health{Color: profiler.Green, Reasons: rs}
-	for _, r := range rs {
-		h.Color = profiler.Worst(h.Color, r.Level)
-	}
-	sort.SliceStable(h.Reasons, func(i, j int) bool { return rank(h.Reasons[i].Level) > rank(h.Reasons[j].Level) })
-	return h
-}
-
-func rank(c profiler.Color) int {
-	switch c {
-	case profiler.Red:
-		return 2
-	case profiler.Yellow:
-		return 1
-	}
-	return 0
+	return catalog.HealthOf(rs)
 }
 
 // healthSnapshot judges nodes, systems and services from one read of the
-// catalog: every node, latest sample, threshold and system host link.
+// catalog (a catalog.HealthView), memoizing node healths.
 type healthSnapshot struct {
-	now      time.Time
-	nodes    []catalog.Node
-	byID     map[string]*catalog.Node
-	latest   map[string]catalog.HostLatest
-	rows     []catalog.HealthThreshold
-	hostAttr map[string]string
-	judged   map[string]profiler.Health // node ID -> health, memoized
+	*catalog.HealthView
+	judged map[string]catalog.Health // node ID -> health, memoized
 }
 
 // snapshot reads what judging health needs: four catalog reads.
 func (s *Server) snapshot(ctx context.Context) (*healthSnapshot, error) {
-	nodes, err := s.store.ListNodes(ctx, "")
+	hv, err := catalog.LoadHealthView(ctx, s.store, s.cfg.Now().UTC())
 	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
+		return nil, err
 	}
-	latest, err := s.store.ListLatestSamples(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("list latest samples: %w", err)
-	}
-	rows, err := s.store.ListThresholds(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("list thresholds: %w", err)
-	}
-	attrs, err := s.store.ListSystemAttributeValues(ctx, catalog.SystemNodeAttribute)
-	if err != nil {
-		return nil, fmt.Errorf("list system hosts: %w", err)
-	}
-	h := &healthSnapshot{now: s.cfg.Now().UTC(), nodes: nodes, byID: map[string]*catalog.Node{},
-		latest: map[string]catalog.HostLatest{}, rows: rows, hostAttr: attrs, judged: map[string]profiler.Health{}}
-	for i := range nodes {
-		h.byID[nodes[i].ID] = &nodes[i]
-	}
-	for _, l := range latest {
-		h.latest[l.NodeID] = l
-	}
-	return h, nil
-}
-
-// thresholds resolves the levels of the first of scopes that sets each
-// metric, else the catalog's default scope, else the built-in defaults.
-func (h *healthSnapshot) thresholds(scopes ...string) profiler.Thresholds {
-	return profiler.ThresholdsDefault.Override(catalog.ResolveThresholdRows(h.rows, scopes...))
-}
-
-// sample returns a node's latest sample, nil when it never sent one.
-func (h *healthSnapshot) sample(id string) *profiler.Sample {
-	l, ok := h.latest[id]
-	if !ok {
-		return nil
-	}
-	s := profiler.SampleFromLatest(l)
-	return &s
+	return &healthSnapshot{HealthView: hv, judged: map[string]catalog.Health{}}, nil
 }
 
 // judge evaluates node n by th: its latest sample (disks kept by keep, when
 // set) and its heartbeat age from its last heartbeat. A node that left is
 // yellow; one marked dead is red; statistics older than the critical
 // heartbeat age are not judged (stale), which is a yellow reason.
-func (h *healthSnapshot) judge(n *catalog.Node, th profiler.Thresholds, keep func([]profiler.Disk) []profiler.Disk) profiler.Health {
-	age := max(h.now.Sub(n.LastSeen), 0)
+func (h *healthSnapshot) judge(n *catalog.Node, th catalog.Thresholds, keep func([]catalog.Disk) []catalog.Disk) catalog.Health {
+	age := max(h.Now.Sub(n.LastSeen), 0)
 	if n.State == catalog.NodeLeft {
-		return health([]profiler.Reason{{Metric: catalog.ThresholdHeartbeat, Level: profiler.Yellow, Value: age.Seconds(),
+		return catalog.HealthOf([]catalog.Reason{{Metric: catalog.ThresholdHeartbeat, Level: catalog.Yellow, Value: age.Seconds(),
 			Text: fmt.Sprintf("left the cluster; last seen %s ago", round(age))}})
 	}
-	s := h.sample(n.ID)
-	var hl profiler.Health
-	var extra []profiler.Reason
+	s, ok := h.Sample(n.ID)
+	var hl catalog.Health
+	var extra []catalog.Reason
 	switch {
-	case s == nil:
-		hl = profiler.Evaluate(profiler.Sample{}, age, th, h.now)
-	case th.HeartbeatCrit > 0 && h.now.Sub(s.At) > th.HeartbeatCrit:
-		hl = profiler.Evaluate(profiler.Sample{At: h.now}, age, th, h.now)
-		stale := h.now.Sub(s.At)
-		extra = append(extra, profiler.Reason{Metric: catalog.ThresholdHeartbeat, Level: profiler.Yellow, Value: stale.Seconds(),
+	case !ok:
+		hl = catalog.Evaluate(catalog.Sample{}, age, th, h.Now)
+	case h.Stale(s, th):
+		hl = catalog.Evaluate(catalog.Sample{At: h.Now}, age, th, h.Now)
+		stale := h.Now.Sub(s.At)
+		extra = append(extra, catalog.Reason{Metric: catalog.ThresholdHeartbeat, Level: catalog.Yellow, Value: stale.Seconds(),
 			Threshold: th.HeartbeatCrit.Seconds(), Text: fmt.Sprintf("host statistics last recorded %s ago", round(stale))})
 	default:
 		if keep != nil {
 			s.Disks = keep(s.Disks)
 		}
-		hl = profiler.Evaluate(*s, age, th, h.now)
+		hl = catalog.Evaluate(s, age, th, h.Now)
 	}
-	if n.State == catalog.NodeDead && hl.Worst(catalog.ThresholdHeartbeat) != profiler.Red {
-		extra = append(extra, profiler.Reason{Metric: catalog.ThresholdHeartbeat, Level: profiler.Red, Value: age.Seconds(),
+	if n.State == catalog.NodeDead && hl.Worst(catalog.ThresholdHeartbeat) != catalog.Red {
+		extra = append(extra, catalog.Reason{Metric: catalog.ThresholdHeartbeat, Level: catalog.Red, Value: age.Seconds(),
 			Text: fmt.Sprintf("marked dead: not heard from for %s", round(age))})
 	}
-	return health(append(extra, hl.Reasons...))
+	return catalog.HealthOf(append(extra, hl.Reasons...))
 }
 
 func round(d time.Duration) time.Duration {
@@ -199,11 +144,11 @@ func round(d time.Duration) time.Duration {
 }
 
 // node returns the health of node n by its own thresholds.
-func (h *healthSnapshot) node(n *catalog.Node) profiler.Health {
+func (h *healthSnapshot) node(n *catalog.Node) catalog.Health {
 	if hl, ok := h.judged[n.ID]; ok {
 		return hl
 	}
-	hl := h.judge(n, h.thresholds(catalog.NodeScope(n.ID)), nil)
+	hl := h.judge(n, h.Thresholds(catalog.NodeScope(n.ID)), nil)
 	h.judged[n.ID] = hl
 	return hl
 }
@@ -213,54 +158,31 @@ func (h *healthSnapshot) node(n *catalog.Node) profiler.Health {
 // on the disk that holds the system's root). A system whose host is not
 // known is green, with no host.
 type SystemHealth struct {
-	profiler.Health
+	catalog.Health
 	// Host is the node running on the system's host, when known.
 	Host string `json:"host,omitempty"`
 }
 
 // system judges sys.
 func (h *healthSnapshot) system(sys *catalog.System) SystemHealth {
-	host := catalog.SystemHostNode(sys, h.hostAttr[sys.Name], h.nodes)
+	host := h.SystemHost(sys)
 	if host == "" {
-		return SystemHealth{Health: profiler.Health{Color: profiler.Green}}
+		return SystemHealth{Health: catalog.Health{Color: catalog.Green}}
 	}
-	n, ok := h.byID[host]
+	n, ok := h.ByID[host]
 	if !ok {
-		return SystemHealth{Host: host, Health: health([]profiler.Reason{{Metric: ReasonHost, Level: profiler.Yellow,
+		return SystemHealth{Host: host, Health: catalog.HealthOf([]catalog.Reason{{Metric: ReasonHost, Level: catalog.Yellow,
 			Text: "its host " + host + " has no registered node: its health is unknown"}})}
 	}
-	th := h.thresholds(catalog.SystemScope(sys.Name), catalog.NodeScope(host))
-	root := sys.Settings.V["root"]
-	hl := h.judge(n, th, func(ds []profiler.Disk) []profiler.Disk { return rootDisks(ds, root) })
+	th := h.SystemThresholds(sys, host)
+	root := sys.Settings.V[catalog.SettingRoot]
+	hl := h.judge(n, th, func(ds []catalog.Disk) []catalog.Disk { return catalog.RootDisks(ds, root) })
 	return SystemHealth{Host: host, Health: hl}
 }
 
-// rootDisks keeps, of a host's disk paths, the one that holds root (the
-// longest path that contains it); all of them when root is empty or none
-// holds it.
-func rootDisks(disks []profiler.Disk, root string) []profiler.Disk {
-	if root == "" {
-		return disks
-	}
-	root = path.Clean(root)
-	best := -1
-	for i, d := range disks {
-		p := path.Clean(d.Path)
-		if p == root || p == "/" || strings.HasPrefix(root, p+"/") {
-			if best < 0 || len(p) > len(path.Clean(disks[best].Path)) {
-				best = i
-			}
-		}
-	}
-	if best < 0 {
-		return disks
-	}
-	return disks[best : best+1]
-}
-
 // service judges a service by its status and its node's heartbeat.
-func (h *healthSnapshot) service(sv *catalog.Service) profiler.Health {
-	var rs []profiler.Reason
+func (h *healthSnapshot) service(sv *catalog.Service) catalog.Health {
+	var rs []catalog.Reason
 	errText := func() string {
 		if sv.LastError == "" {
 			return ""
@@ -269,25 +191,25 @@ func (h *healthSnapshot) service(sv *catalog.Service) profiler.Health {
 	}
 	switch sv.Status {
 	case catalog.ServiceRestarting:
-		rs = append(rs, profiler.Reason{Metric: ReasonService, Level: profiler.Yellow, Value: float64(sv.Restarts),
+		rs = append(rs, catalog.Reason{Metric: ReasonService, Level: catalog.Yellow, Value: float64(sv.Restarts),
 			Text: fmt.Sprintf("restarting after it died (%d restarts)%s", sv.Restarts, errText())})
 	case catalog.ServiceFailed:
-		rs = append(rs, profiler.Reason{Metric: ReasonService, Level: profiler.Red, Value: float64(sv.Restarts),
+		rs = append(rs, catalog.Reason{Metric: ReasonService, Level: catalog.Red, Value: float64(sv.Restarts),
 			Text: fmt.Sprintf("keeps dying (%d restarts)%s", sv.Restarts, errText())})
 	case catalog.ServiceStopped:
-		rs = append(rs, profiler.Reason{Metric: ReasonService, Level: profiler.Yellow, Text: "stopped"})
+		rs = append(rs, catalog.Reason{Metric: ReasonService, Level: catalog.Yellow, Text: "stopped"})
 	}
-	if n, ok := h.byID[sv.Node]; !ok {
-		rs = append(rs, profiler.Reason{Metric: ReasonService, Level: profiler.Yellow, Text: "its node " + sv.Node + " is not registered"})
+	if n, ok := h.ByID[sv.Node]; !ok {
+		rs = append(rs, catalog.Reason{Metric: ReasonService, Level: catalog.Yellow, Text: "its node " + sv.Node + " is not registered"})
 	} else if n.State != catalog.NodeLeft {
 		for _, r := range h.node(n).Only(catalog.ThresholdHeartbeat).Reasons {
-			if r.Level == profiler.Red {
-				rs = append(rs, profiler.Reason{Metric: ReasonService, Level: profiler.Red, Text: "status unknown: node " + sv.Node + " " + r.Text})
+			if r.Level == catalog.Red {
+				rs = append(rs, catalog.Reason{Metric: ReasonService, Level: catalog.Red, Text: "status unknown: node " + sv.Node + " " + r.Text})
 				break
 			}
 		}
 	}
-	return health(rs)
+	return catalog.HealthOf(rs)
 }
 
 // HealthCounts counts healths by color.
@@ -297,11 +219,11 @@ type HealthCounts struct {
 	Red    int `json:"red"`
 }
 
-func (c *HealthCounts) add(color profiler.Color) {
+func (c *HealthCounts) add(color catalog.Color) {
 	switch color {
-	case profiler.Red:
+	case catalog.Red:
 		c.Red++
-	case profiler.Yellow:
+	case catalog.Yellow:
 		c.Yellow++
 	default:
 		c.Green++
@@ -311,21 +233,21 @@ func (c *HealthCounts) add(color profiler.Color) {
 // RegionHealth is a region's health: the worst of its nodes (those that
 // left do not count), with every node's reasons and the counts by color.
 type RegionHealth struct {
-	Region string          `json:"region"`
-	Health profiler.Health `json:"health"`
-	Nodes  HealthCounts    `json:"nodes"`
+	Region string         `json:"region"`
+	Health catalog.Health `json:"health"`
+	Nodes  HealthCounts   `json:"nodes"`
 }
 
 // NodeView is a node as the API shows it: the catalog's row and its health.
 type NodeView struct {
 	catalog.Node
-	Health profiler.Health `json:"health"`
+	Health catalog.Health `json:"health"`
 }
 
 // ServiceView is a service as the API shows it, with its health.
 type ServiceView struct {
 	catalog.Service
-	Health profiler.Health `json:"health"`
+	Health catalog.Health `json:"health"`
 }
 
 // SystemHealthView is a system's health in the health report.
@@ -344,7 +266,7 @@ type HealthReport struct {
 	At     time.Time `json:"at"`
 	// Health is the worst of everything below, with the reasons (each
 	// naming its subject).
-	Health   profiler.Health         `json:"health"`
+	Health   catalog.Health          `json:"health"`
 	Regions  []RegionHealth          `json:"regions"`
 	Nodes    []NodeView              `json:"nodes"`
 	Systems  []SystemHealthView      `json:"systems"`
@@ -380,17 +302,17 @@ func (s *Server) healthReport(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("list services: %w", err)
 	}
-	counts, err := s.store.CountRunHealth(ctx, region, h.now.Add(-FailedRunsWindowDefault))
+	counts, err := s.store.CountRunHealth(ctx, region, h.Now.Add(-FailedRunsWindowDefault))
 	if err != nil {
 		return fmt.Errorf("count runs: %w", err)
 	}
-	rep := HealthReport{Region: region, At: h.now, Regions: []RegionHealth{}, Nodes: []NodeView{},
+	rep := HealthReport{Region: region, At: h.Now, Regions: []RegionHealth{}, Nodes: []NodeView{},
 		Systems: []SystemHealthView{}, Services: []ServiceView{}, Runs: counts}
 	byRegion := map[string]*RegionHealth{}
-	var parts []profiler.Health
+	var parts []catalog.Health
 	inRegion := map[string]bool{}
-	for i := range h.nodes {
-		n := &h.nodes[i]
+	for i := range h.Nodes {
+		n := &h.Nodes[i]
 		if region != "" && n.Region != region {
 			continue
 		}
@@ -402,11 +324,11 @@ func (s *Server) healthReport(c echo.Context) error {
 		}
 		rh := byRegion[n.Region]
 		if rh == nil {
-			rh = &RegionHealth{Region: n.Region, Health: profiler.Health{Color: profiler.Green}}
+			rh = &RegionHealth{Region: n.Region, Health: catalog.Health{Color: catalog.Green}}
 			byRegion[n.Region] = rh
 		}
 		rh.Nodes.add(hl.Color)
-		rh.Health = profiler.Combine(rh.Health, hl.About("node "+n.ID))
+		rh.Health = catalog.Combine(rh.Health, hl.About("node "+n.ID))
 	}
 	for _, rh := range byRegion {
 		rep.Regions = append(rep.Regions, *rh)
@@ -435,7 +357,7 @@ func (s *Server) healthReport(c echo.Context) error {
 		rep.Services = append(rep.Services, ServiceView{Service: *sv, Health: hl})
 		parts = append(parts, hl.About("service "+sv.Node+"/"+sv.Name))
 	}
-	rep.Health = profiler.Combine(parts...)
+	rep.Health = catalog.Combine(parts...)
 	return c.JSON(http.StatusOK, rep)
 }
 
@@ -455,9 +377,9 @@ type EffectiveThreshold struct {
 // ThresholdBuiltIn names the built-in levels in EffectiveThreshold.From.
 const ThresholdBuiltIn = "built-in"
 
-// builtInLevels are profiler.ThresholdsDefault by catalog metric (heartbeat in seconds).
+// builtInLevels are catalog.ThresholdsDefault by catalog metric (heartbeat in seconds).
 func builtInLevels() map[string]ThresholdLevels {
-	d := profiler.ThresholdsDefault
+	d := catalog.ThresholdsDefault
 	return map[string]ThresholdLevels{
 		catalog.ThresholdCPU:       {d.CPUWarn, d.CPUCrit},
 		catalog.ThresholdMemory:    {d.MemWarn, d.MemCrit},
@@ -617,4 +539,12 @@ func (s *Server) deleteThresholds(c echo.Context) error {
 		return notFound("scope %s sets no threshold", scope)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// latest returns a node's latest sample, nil when it never sent one.
+func (h *healthSnapshot) latest(id string) *catalog.Sample {
+	if s, ok := h.Sample(id); ok {
+		return &s
+	}
+	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/weirdata/weir/broker"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/catalog/catalogtest"
-	"github.com/weirdata/weir/profiler"
 )
 
 // node registers a node of testRegion seen now.
@@ -26,15 +25,15 @@ func (e *env) node(id string, roles ...string) {
 // paths with their used percent.
 func (e *env) stats(id string, cpu, mem float64, disks map[string]float64) {
 	e.t.Helper()
-	m := map[string]float64{profiler.MetricCPU: cpu, profiler.MetricMemUsedPct: mem}
+	m := map[string]float64{catalog.MetricCPU: cpu, catalog.MetricMemUsedPct: mem}
 	for p, used := range disks {
-		m[profiler.DiskUsedPctMetric(p)] = used
-		m[profiler.DiskFreeBytesMetric(p)] = (100 - used) * 1e9
+		m[catalog.DiskUsedPctMetric(p)] = used
+		m[catalog.DiskFreeBytesMetric(p)] = (100 - used) * 1e9
 	}
 	require.NoError(e.t, e.store.UpsertLatestSample(e.ctx, &catalog.HostLatest{NodeID: id, Region: testRegion, At: e.clock.Now(), Metrics: catalog.NewJSON(m)}))
 }
 
-func reasonTexts(h profiler.Health) []string {
+func reasonTexts(h catalog.Health) []string {
 	out := make([]string, len(h.Reasons))
 	for i, r := range h.Reasons {
 		out[i] = r.String()
@@ -92,23 +91,23 @@ func TestHealthReportsColorsAndReasonsEverywhere(t *testing.T) {
 			nodes[n.ID] = n
 		}
 		require.Len(t, nodes, 6)
-		require.Equal(t, profiler.Green, nodes["green"].Health.Color)
+		require.Equal(t, catalog.Green, nodes["green"].Health.Color)
 		require.Empty(t, nodes["green"].Health.Reasons)
-		require.Equal(t, profiler.Yellow, nodes["yellow"].Health.Color)
+		require.Equal(t, catalog.Yellow, nodes["yellow"].Health.Color)
 		require.Equal(t, []string{"memory 88% > 85% warning"}, reasonTexts(nodes["yellow"].Health))
-		require.Equal(t, profiler.Red, nodes["red"].Health.Color)
+		require.Equal(t, catalog.Red, nodes["red"].Health.Color)
 		require.Equal(t, []string{"free disk on /data 3% < 5% critical"}, reasonTexts(nodes["red"].Health))
-		require.Equal(t, profiler.Red, nodes["silent"].Health.Color)
+		require.Equal(t, catalog.Red, nodes["silent"].Health.Color)
 		require.Contains(t, reasonTexts(nodes["silent"].Health), "no heartbeat for 45s (critical after 30s)")
-		require.Equal(t, profiler.Yellow, nodes["bare"].Health.Color)
+		require.Equal(t, catalog.Yellow, nodes["bare"].Health.Color)
 		require.Equal(t, []string{"no host statistics recorded yet"}, reasonTexts(nodes["bare"].Health))
-		require.Equal(t, profiler.Yellow, nodes["gone"].Health.Color)
+		require.Equal(t, catalog.Yellow, nodes["gone"].Health.Color)
 		require.Equal(t, []string{"left the cluster; last seen 0s ago"}, reasonTexts(nodes["gone"].Health))
 
 		require.Len(t, rep.Regions, 1)
 		reg := rep.Regions[0]
 		require.Equal(t, testRegion, reg.Region)
-		require.Equal(t, profiler.Red, reg.Health.Color)
+		require.Equal(t, catalog.Red, reg.Health.Color)
 		require.Equal(t, broker.HealthCounts{Green: 1, Yellow: 2, Red: 2}, reg.Nodes, "a node that left does not count")
 		require.Contains(t, reasonTexts(reg.Health), "node red: free disk on /data 3% < 5% critical")
 		require.Equal(t, "node red: free disk on /data 3% < 5% critical", reasonTexts(reg.Health)[0], "worst first")
@@ -119,26 +118,26 @@ func TestHealthReportsColorsAndReasonsEverywhere(t *testing.T) {
 		}
 		require.Len(t, systems, 3, "a viewer of everything sees every system")
 		require.Equal(t, "red", systems["src"].Health.Host)
-		require.Equal(t, profiler.Red, systems["src"].Health.Color)
+		require.Equal(t, catalog.Red, systems["src"].Health.Color)
 		require.Equal(t, []string{"free disk on /data 3% < 5% critical"}, reasonTexts(systems["src"].Health.Health))
 		require.Equal(t, "green", systems["dst"].Health.Host, "linked by its host setting")
-		require.Equal(t, profiler.Green, systems["dst"].Health.Color)
+		require.Equal(t, catalog.Green, systems["dst"].Health.Color)
 		require.Empty(t, systems["far"].Health.Host)
-		require.Equal(t, profiler.Green, systems["far"].Health.Color)
+		require.Equal(t, catalog.Green, systems["far"].Health.Color)
 
 		services := map[string]broker.ServiceView{}
 		for _, sv := range rep.Services {
 			services[sv.Node+"/"+sv.Name] = sv
 		}
-		require.Equal(t, profiler.Green, services["green/worker"].Health.Color)
+		require.Equal(t, catalog.Green, services["green/worker"].Health.Color)
 		require.Equal(t, []string{"keeps dying (5 restarts): exit status 2"}, reasonTexts(services["red/exporter"].Health))
-		require.Equal(t, profiler.Red, services["silent/worker"].Health.Color)
+		require.Equal(t, catalog.Red, services["silent/worker"].Health.Color)
 		require.Equal(t, []string{"status unknown: node silent no heartbeat for 45s (critical after 30s)"}, reasonTexts(services["silent/worker"].Health))
 
 		require.Equal(t, int64(1), rep.Runs.Held)
 		require.Equal(t, int64(1), rep.Runs.Pending)
 		require.Equal(t, int64(1), rep.Runs.Queued)
-		require.Equal(t, profiler.Red, rep.Health.Color)
+		require.Equal(t, catalog.Red, rep.Health.Color)
 		require.Contains(t, reasonTexts(rep.Health), "system src on host red: free disk on /data 3% < 5% critical")
 		require.Contains(t, reasonTexts(rep.Health), "service red/exporter: keeps dying (5 restarts): exit status 2")
 
@@ -158,7 +157,7 @@ func TestHealthReportsColorsAndReasonsEverywhere(t *testing.T) {
 		var sys broker.SystemView
 		e.get("/api/v1/systems/src", "admin").decode(t, &sys)
 		require.NotNil(t, sys.Health)
-		require.Equal(t, profiler.Red, sys.Health.Color)
+		require.Equal(t, catalog.Red, sys.Health.Color)
 		require.Equal(t, "red", sys.Health.Host)
 		var list struct{ Systems []broker.SystemView }
 		e.get("/api/v1/systems", "admin").decode(t, &list)
@@ -167,7 +166,7 @@ func TestHealthReportsColorsAndReasonsEverywhere(t *testing.T) {
 		}
 		var run broker.RunView
 		e.get("/api/v1/runs/"+held.ID, "sub").decode(t, &run)
-		require.Equal(t, profiler.Yellow, run.Health.Color)
+		require.Equal(t, catalog.Yellow, run.Health.Color)
 		require.Equal(t, []string{"held: source host red: free disk on /data 3% < 5% critical"}, reasonTexts(run.Health))
 
 		requireError(t, e.do(request{Method: http.MethodGet, Path: "/api/v1/health", Token: "-"}), http.StatusUnauthorized, broker.CodeUnauthenticated)
@@ -196,13 +195,13 @@ func TestNodesListAndDetail(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.Status, r.String())
 		r.decode(t, &d)
 		require.Equal(t, "red", d.ID)
-		require.Equal(t, profiler.Red, d.Health.Color)
+		require.Equal(t, catalog.Red, d.Health.Color)
 		require.NotNil(t, d.Sample)
 		require.Equal(t, 20.0, d.Sample.CPUPct)
 		require.Len(t, d.Sample.Disks, 2)
 		require.Equal(t, broker.ThresholdLevels{Warn: 10, Crit: 5}, d.Thresholds[catalog.ThresholdDiskFree])
 		require.Len(t, d.Services, 1)
-		require.Equal(t, profiler.Red, d.Services[0].Health.Color)
+		require.Equal(t, catalog.Red, d.Services[0].Health.Color)
 		require.Len(t, d.Runs, 1)
 		require.Equal(t, queued.ID, d.Runs[0].ID)
 
@@ -224,12 +223,12 @@ func TestThresholdsAPIIsForAdminsAndChangesHealth(t *testing.T) {
 		e := newEnv(t, s)
 		e.node("w1")
 		e.stats("w1", 55, 30, map[string]float64{"/": 40})
-		nodeColor := func() profiler.Color {
+		nodeColor := func() catalog.Color {
 			var d broker.NodeDetail
 			e.get("/api/v1/nodes/w1", "viewer").decode(t, &d)
 			return d.Health.Color
 		}
-		require.Equal(t, profiler.Green, nodeColor())
+		require.Equal(t, catalog.Green, nodeColor())
 
 		var st broker.ScopeThresholds
 		r := e.get("/api/v1/thresholds/node:w1", "admin")
@@ -249,7 +248,7 @@ func TestThresholdsAPIIsForAdminsAndChangesHealth(t *testing.T) {
 		require.Len(t, st.Thresholds, 1)
 		require.Equal(t, "admin", st.Thresholds[0].UpdatedBy)
 		require.Equal(t, broker.EffectiveThreshold{ThresholdLevels: broker.ThresholdLevels{Warn: 40, Crit: 50}, From: "node:w1"}, st.Effective[catalog.ThresholdCPU])
-		require.Equal(t, profiler.Red, nodeColor(), "thresholds apply at once")
+		require.Equal(t, catalog.Red, nodeColor(), "thresholds apply at once")
 
 		// The default scope applies to nodes without their own; the escaped form of a scope works too.
 		r = put("admin", "default", map[string]any{"memory": map[string]float64{"warn": 20, "crit": 90}})
@@ -295,7 +294,7 @@ func TestThresholdsAPIIsForAdminsAndChangesHealth(t *testing.T) {
 		// Delete one metric, then a whole scope; deleting nothing is 404.
 		r = e.do(request{Method: http.MethodDelete, Path: "/api/v1/thresholds/node:w1?metric=cpu"})
 		require.Equal(t, http.StatusNoContent, r.Status, r.String())
-		require.Equal(t, profiler.Yellow, nodeColor(), "cpu back to the built-in levels; memory still above the default scope's warning")
+		require.Equal(t, catalog.Yellow, nodeColor(), "cpu back to the built-in levels; memory still above the default scope's warning")
 		requireError(t, e.do(request{Method: http.MethodDelete, Path: "/api/v1/thresholds/node:w1?metric=cpu"}), http.StatusNotFound, broker.CodeNotFound)
 		requireError(t, e.do(request{Method: http.MethodDelete, Path: "/api/v1/thresholds/node:w1?metric=load"}), http.StatusBadRequest, broker.CodeBadRequest)
 		requireError(t, e.do(request{Method: http.MethodDelete, Path: "/api/v1/thresholds/node:w1"}), http.StatusNotFound, broker.CodeNotFound)
@@ -304,7 +303,7 @@ func TestThresholdsAPIIsForAdminsAndChangesHealth(t *testing.T) {
 		left, err := s.ListThresholds(e.ctx, "")
 		require.NoError(t, err)
 		require.Empty(t, left)
-		require.Equal(t, profiler.Green, nodeColor())
+		require.Equal(t, catalog.Green, nodeColor())
 	})
 }
 
@@ -314,15 +313,15 @@ func TestHealthOfStaleAndDeadNodesAndStalledRuns(t *testing.T) {
 	active := catalog.Run{State: catalog.StateActive, StartedAt: &started, UpdatedAt: now.Add(-10 * time.Minute)}
 	require.Equal(t, []string{"no progress for 10m0s"}, reasonTexts(broker.RunHealth(&active, now)))
 	active.UpdatedAt = now.Add(-time.Minute)
-	require.Equal(t, profiler.Green, broker.RunHealth(&active, now).Color)
+	require.Equal(t, catalog.Green, broker.RunHealth(&active, now).Color)
 	failed := catalog.Run{State: catalog.StateFailed, Error: "connection refused"}
 	h := broker.RunHealth(&failed, now)
-	require.Equal(t, profiler.Red, h.Color)
+	require.Equal(t, catalog.Red, h.Color)
 	require.Equal(t, []string{"failed: connection refused"}, reasonTexts(h))
 	aborted := catalog.Run{State: catalog.StateAborted, Error: "timed out after 60s"}
 	require.Equal(t, []string{"aborted: timed out after 60s"}, reasonTexts(broker.RunHealth(&aborted, now)))
-	require.Equal(t, profiler.Green, broker.RunHealth(&catalog.Run{State: catalog.StatePending}, now).Color)
-	require.Equal(t, profiler.Green, broker.RunHealth(&catalog.Run{State: catalog.StateSucceeded}, now).Color)
+	require.Equal(t, catalog.Green, broker.RunHealth(&catalog.Run{State: catalog.StatePending}, now).Color)
+	require.Equal(t, catalog.Green, broker.RunHealth(&catalog.Run{State: catalog.StateSucceeded}, now).Color)
 
 	catalogtest.Each(t, func(t *testing.T, s *catalog.Store) {
 		e := newEnv(t, s)
@@ -334,11 +333,11 @@ func TestHealthOfStaleAndDeadNodesAndStalledRuns(t *testing.T) {
 		e.node("stale")
 		var d broker.NodeDetail
 		e.get("/api/v1/nodes/stale", "viewer").decode(t, &d)
-		require.Equal(t, profiler.Yellow, d.Health.Color, "stale statistics are not judged")
+		require.Equal(t, catalog.Yellow, d.Health.Color, "stale statistics are not judged")
 		require.Equal(t, []string{"host statistics last recorded 2m0s ago"}, reasonTexts(d.Health))
 		require.NotNil(t, d.Sample, "the stale sample is still shown")
 		e.get("/api/v1/nodes/dead", "viewer").decode(t, &d)
-		require.Equal(t, profiler.Red, d.Health.Color)
+		require.Equal(t, catalog.Red, d.Health.Color)
 		require.Equal(t, []string{"marked dead: not heard from for 20s", "no heartbeat for 20s (warning after 15s)", "no host statistics recorded yet"}, reasonTexts(d.Health))
 	})
 }

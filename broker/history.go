@@ -11,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
-	"github.com/weirdata/weir/profiler"
 )
 
 // History windows of GET /nodes/:id/history.
@@ -111,10 +110,10 @@ func (s *Server) nodeHistory(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("judge node health: %w", err)
 	}
-	if _, ok := h.byID[id]; !ok {
+	if _, ok := h.ByID[id]; !ok {
 		return notFound("no node %q", id)
 	}
-	to := h.now.UTC()
+	to := h.Now.UTC()
 	from := to.Add(-window)
 	out := NodeHistory{NodeID: id, From: from, To: to, Points: []HistoryPoint{}, Baselines: []HistoryBaseline{}}
 	baselines, err := hs.ListBaselines(ctx, id, hoursOfWeek(from, to)...)
@@ -127,7 +126,7 @@ func (s *Server) nodeHistory(c echo.Context) error {
 		hb := HistoryBaseline{HourOfWeek: b.HourOfWeek, Metrics: make(map[string]BaselineLevel, len(b.Metrics.V))}
 		for k, a := range b.Metrics.V {
 			lvl := BaselineLevel{Mean: a.Avg, Stddev: finite(a.Stddev()), N: a.N, Scored: a.N >= max(historyMinSamples, 2)}
-			if z, ok := profiler.ZScore(k, a.Avg+1, a, 2); ok && z > 0 {
+			if z, ok := catalog.ZScore(k, a.Avg+1, a, 2); ok && z > 0 {
 				lvl.ScoreStddev = finite(1 / z)
 			}
 			hb.Metrics[k] = lvl
@@ -143,7 +142,7 @@ func (s *Server) nodeHistory(c echo.Context) error {
 		}
 		for _, p := range samples {
 			out.Points = append(out.Points, HistoryPoint{At: p.At, Metrics: p.Metrics.V,
-				Deviations: profiler.Deviations(p.Metrics.V, byHour[catalog.HourOfWeek(p.At)], historyMinSamples)})
+				Deviations: catalog.Deviations(p.Metrics.V, byHour[catalog.HourOfWeek(p.At)], historyMinSamples)})
 		}
 	default:
 		out.Resolution = HistoryMinute
@@ -159,7 +158,7 @@ func (s *Server) nodeHistory(c echo.Context) error {
 			for k, a := range r.Metrics.V {
 				p.Metrics[k], p.Max[k] = a.Avg, a.Max
 			}
-			p.Deviations = profiler.Deviations(p.Metrics, byHour[catalog.HourOfWeek(r.Bucket)], historyMinSamples)
+			p.Deviations = catalog.Deviations(p.Metrics, byHour[catalog.HourOfWeek(r.Bucket)], historyMinSamples)
 			out.Points = append(out.Points, p)
 		}
 	}
@@ -168,7 +167,7 @@ func (s *Server) nodeHistory(c echo.Context) error {
 
 // historyMinSamples is how many samples a baseline needs before points are
 // scored against it: the profiler's default.
-const historyMinSamples = profiler.MinBaselineSamplesDefault
+const historyMinSamples = catalog.MinBaselineSamplesDefault
 
 // finite is v, or 0 when v is NaN or infinite.
 func finite(v float64) float64 {

@@ -48,13 +48,21 @@ type MappingRequest struct {
 	Tables          map[string]map[string]string `json:"tables"`
 	Timezone        string                       `json:"timezone"`
 
+	// MaxHold is the mapping's maximum hold time ("30m"; at most 7 days);
+	// empty takes the region's --max-hold.
+	MaxHold string `json:"max_hold"`
+
 	ID        json.RawMessage `json:"id,omitempty"`
 	Version   json.RawMessage `json:"version,omitempty"`
 	CreatedBy json.RawMessage `json:"created_by,omitempty"`
 	CreatedAt json.RawMessage `json:"created_at,omitempty"`
 }
 
-func (r *MappingRequest) mapping(enabled bool, by string) *catalog.Mapping {
+func (r *MappingRequest) mapping(enabled bool, by string) (*catalog.Mapping, error) {
+	maxHold, err := catalog.ParseMaxHold(r.MaxHold)
+	if err != nil {
+		return nil, err
+	}
 	if r.Enabled != nil {
 		enabled = *r.Enabled
 	}
@@ -82,7 +90,8 @@ func (r *MappingRequest) mapping(enabled bool, by string) *catalog.Mapping {
 		WatermarkColumn: r.WatermarkColumn,
 		Tables:          catalog.NewJSON(r.Tables),
 		Timezone:        r.Timezone,
-	}
+		MaxHold:         maxHold,
+	}, nil
 }
 
 // listMappings handles GET /mappings: the latest version of every mapping the caller may read.
@@ -167,7 +176,10 @@ func (s *Server) createMapping(c echo.Context) error {
 	if err := s.allowMappingSystems(c, &req); err != nil {
 		return err
 	}
-	m := req.mapping(true, principalOf(c).User.Name)
+	m, err := req.mapping(true, principalOf(c).User.Name)
+	if err != nil {
+		return err
+	}
 	if err := s.checkMapping(ctx, m); err != nil {
 		return answerCompile(c, err)
 	}
@@ -209,7 +221,10 @@ func (s *Server) updateMapping(c echo.Context) error {
 	} else if err != nil {
 		return fmt.Errorf("update mapping %s: %w", name, err)
 	}
-	m := req.mapping(cur.Enabled, principalOf(c).User.Name)
+	m, err := req.mapping(cur.Enabled, principalOf(c).User.Name)
+	if err != nil {
+		return err
+	}
 	if err := s.checkMapping(ctx, m); err != nil {
 		return answerCompile(c, err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
-	"github.com/weirdata/weir/profiler"
 )
 
 // NodeList is the answer of GET /nodes.
@@ -22,7 +21,7 @@ type NodeList struct {
 // the caller may read).
 type NodeDetail struct {
 	NodeView
-	Sample     *profiler.Sample           `json:"sample"`
+	Sample     *catalog.Sample            `json:"sample"`
 	Thresholds map[string]ThresholdLevels `json:"thresholds"`
 	Services   []ServiceView              `json:"services"`
 	Runs       []RunView                  `json:"runs"`
@@ -39,8 +38,8 @@ func (s *Server) listNodes(c echo.Context) error {
 		return fmt.Errorf("judge node health: %w", err)
 	}
 	out := NodeList{Nodes: []NodeView{}}
-	for i := range h.nodes {
-		n := &h.nodes[i]
+	for i := range h.Nodes {
+		n := &h.Nodes[i]
 		if region != "" && n.Region != region {
 			continue
 		}
@@ -60,7 +59,7 @@ func (s *Server) getNode(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("judge node health: %w", err)
 	}
-	n, ok := h.byID[id]
+	n, ok := h.ByID[id]
 	if !ok {
 		return notFound("no node %q", id)
 	}
@@ -72,10 +71,10 @@ func (s *Server) getNode(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("list runs of node %s: %w", id, err)
 	}
-	th := h.thresholds(catalog.NodeScope(id))
+	th := h.Thresholds(catalog.NodeScope(id))
 	out := NodeDetail{
 		NodeView: NodeView{Node: *n, Health: h.node(n)},
-		Sample:   h.sample(id),
+		Sample:   h.latest(id),
 		Thresholds: map[string]ThresholdLevels{
 			catalog.ThresholdCPU:       {th.CPUWarn, th.CPUCrit},
 			catalog.ThresholdMemory:    {th.MemWarn, th.MemCrit},
@@ -91,7 +90,7 @@ func (s *Server) getNode(c echo.Context) error {
 	}
 	for _, r := range runs {
 		if s.principalMay(c, catalog.ActionRead, "mapping:"+r.Mapping) {
-			out.Runs = append(out.Runs, NewRunView(r, h.now))
+			out.Runs = append(out.Runs, NewRunView(r, h.Now))
 		}
 	}
 	return c.JSON(http.StatusOK, out)

@@ -317,7 +317,12 @@ func TestOpenAPIContract(t *testing.T) {
 	call("GET", A+"/mappings/rows/versions/9", "viewer", nil, 404)
 	delete(rows, "name")
 	rows["description"] = "rows, upper-cased"
+	rows["max_hold"] = "30m"
 	call("PUT", A+"/mappings/rows", "admin", rows, 200)
+	rows["max_hold"] = "8d"
+	call("PUT", A+"/mappings/rows", "admin", rows, 400)
+	delete(rows, "max_hold")
+	call("GET", A+"/mappings/rows", "viewer", nil, 200)
 	call("POST", A+"/mappings/rows/preview", "viewer", map[string]any{"params": map[string]any{"day": "2026-11-20"}, "limit": 3}, 200)
 	call("POST", A+"/mappings/rows/preview", "mapreader", map[string]any{"params": map[string]any{"day": "2026-11-20"}}, 403)
 	call("POST", A+"/mappings/rows/preview", "admin", map[string]any{"params": map[string]any{}}, 400)
@@ -449,6 +454,22 @@ func TestOpenAPIContract(t *testing.T) {
 	call("POST", A+"/alerts/"+aid+"/ack", "op", nil, 200)
 	call("POST", A+"/alerts/"+aid+"/resolve", "op", nil, 200)
 	call("POST", A+"/alerts/999999/resolve", "op", nil, 404)
+
+	// Node commands (admin only).
+	cmdBody := map[string]any{"name": "sync", "node": "w1", "argv": []string{"/usr/bin/rsync", "--daemon"}, "env": []string{"RSYNC_PASSWORD"}}
+	call("POST", A+"/commands", "op", cmdBody, 403)
+	call("POST", A+"/commands", "admin", map[string]any{"name": "sync", "node": "w1", "argv": []string{"rsync"}}, 400)
+	nc := call("POST", A+"/commands", "admin", cmdBody, 201)
+	call("POST", A+"/commands", "admin", cmdBody, 409)
+	var cmd catalog.NodeCommand
+	nc.decode(t, &cmd)
+	call("GET", A+"/commands?node=w1", "admin", nil, 200)
+	call("GET", A+"/commands", "op", nil, 403)
+	cid := fmt.Sprint(cmd.ID)
+	call("GET", A+"/commands/"+cid, "admin", nil, 200)
+	call("GET", A+"/commands/x", "admin", nil, 400)
+	call("DELETE", A+"/commands/"+cid, "admin", nil, 204)
+	call("DELETE", A+"/commands/"+cid, "admin", nil, 404)
 
 	// The federation API, signed as another region's server would.
 	F := "/federation/v1"

@@ -17,7 +17,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
-	"github.com/weirdata/weir/profiler"
 )
 
 // Limits of a run request.
@@ -45,7 +44,7 @@ type RunView struct {
 	RateBytesPerSecond *float64 `json:"rate_bytes_per_second,omitempty"`
 	ETASeconds         *float64 `json:"eta_seconds,omitempty"`
 	// Health is the run's health as of now (see RunHealth).
-	Health profiler.Health `json:"health"`
+	Health catalog.Health `json:"health"`
 }
 
 // NewRunView computes a run's elapsed time (of the current attempt), byte

@@ -12,8 +12,8 @@
 // alert when one address or token keeps failing to authenticate. The API's
 // contract is openapi.yaml, served at /api/v1/openapi.json (openapi.go).
 //
-// broker imports only catalog, the standard library, echo and profiler's pure
-// health judgement (Evaluate, Thresholds, Health); it reaches the catalog
+// broker imports only catalog (which holds the pure health rules:
+// catalog.Evaluate, Thresholds, Health), the standard library and echo; it reaches the catalog
 // through the small Store interface that *catalog.Store satisfies, wired by
 // cmd/weir.
 package broker
@@ -302,6 +302,7 @@ func (s *Server) routes() {
 	api.GET("/alerts", s.listAlerts, user...)
 	api.POST("/alerts/:id/ack", s.ackAlert, user...)
 	api.POST("/alerts/:id/resolve", s.resolveAlert, user...)
+	s.commandRoutes(api, admin)
 }
 
 // healthz answers while the process serves HTTP.

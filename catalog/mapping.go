@@ -52,6 +52,9 @@ func (m *Mapping) Validate() error {
 	if m.TimeoutSeconds < 1 {
 		return Invalid("timeout_seconds", "must be positive, got %d", m.TimeoutSeconds)
 	}
+	if err := validateMaxHold(m.MaxHold, false); err != nil {
+		return err
+	}
 	if n := utf8.RuneCountInString(m.Description); n > DescriptionMaxLength {
 		return Invalid("description", "must be at most %d characters, got %d", DescriptionMaxLength, n)
 	}

@@ -24,7 +24,11 @@ import (
 //	0005_dataplane    mapping fields, transforms, user functions, watermarks (dataplane_store.go)
 //	0006_federation   regions, replication state (federation_store.go)
 //	0007_audit        audit log, discovered system attributes (audit_store.go)
+//	0008_governance   run holds (governance_store.go)
 //	0008_sessions_groups  sessions, groups, group members, entitlements.group_id (session_store.go)
+//	0009_gov_max_hold mappings.max_hold_ns, a mapping's maximum hold time (max_hold.go)
+//	0009_gov_node_commands  external commands the monitors supervise (node_command_store.go)
+//	0009_gov_auth_failures  refused credentials counted per subject and window, for all brokers (auth_failure_store.go)
 var migrations = []*gormigrate.Migration{
 	{
 		ID: "0001_initial",

@@ -288,6 +288,11 @@ type Mapping struct {
 	// Timezone is the zone of the expressions (IANA name, "UTC" or "+05:30"):
 	// of text parsed without an offset, formatted timestamps and today().
 	Timezone string `gorm:"size:64;not null;default:''" json:"timezone,omitempty"`
+
+	// MaxHold is how long a run of the mapping may stay held by health (a
+	// red host, no healthy worker) before it is aborted; 0 takes the
+	// region's --max-hold. Column added by migration 0009_gov_max_hold.
+	MaxHold Duration `gorm:"column:max_hold_ns;not null;default:0" json:"max_hold,omitempty"`
 }
 
 // Progress is a run's or task's progress counters.

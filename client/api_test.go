@@ -256,6 +256,20 @@ func TestClientReachesEveryAPIRoute(t *testing.T) {
 	_, err = c.ResolveAlert(ctx, ids[0])
 	require.NoError(t, err)
 
+	// Node commands.
+	nc, err := c.CreateCommand(ctx, client.CommandRequest{Name: "client-test", Node: "test-worker-none", Argv: []string{"/bin/sleep", "60"}})
+	require.NoError(t, err)
+	cmds, err := c.ListCommands(ctx, "test-worker-none")
+	require.NoError(t, err)
+	require.Len(t, cmds, 1)
+	gotCmd, err := c.GetCommand(ctx, nc.ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"/bin/sleep", "60"}, gotCmd.Argv.V)
+	require.NoError(t, c.DeleteCommand(ctx, nc.ID))
+	var gone *client.APIError
+	require.ErrorAs(t, c.DeleteCommand(ctx, nc.ID), &gone)
+	require.Equal(t, 404, gone.Status)
+
 	// Every operation of the API was reached.
 	var missed []string
 	for path, item := range testServer.ops.doc.Paths.Map() {

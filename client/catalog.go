@@ -62,6 +62,9 @@ type MappingRequest struct {
 	// MaxAttempts and TimeoutSeconds take the server's defaults when 0.
 	MaxAttempts    int `json:"max_attempts,omitempty"`
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// MaxHold is how long a run may stay held by health before it is
+	// aborted ("30m", at most 7 days); empty takes the region's --max-hold.
+	MaxHold string `json:"max_hold,omitempty"`
 	// Enabled, when nil, means true on create and "unchanged" on update.
 	Enabled *bool `json:"enabled,omitempty"`
 

@@ -54,6 +54,13 @@ type SupervisorConfig struct {
 	StopTimeout   time.Duration
 	KillGrace     time.Duration
 	Logger        *slog.Logger
+
+	// Commands, when set, is where the supervisor reads the node's
+	// commands from the catalog, every CommandsInterval: it starts the new
+	// ones and stops those deleted or disabled, next to the services added
+	// with Add and AddCommand.
+	Commands         CommandSource
+	CommandsInterval time.Duration
 }
 
 // WithDefaults fills zero (or negative) fields with their defaults.
@@ -69,6 +76,7 @@ func (c SupervisorConfig) WithDefaults() SupervisorConfig {
 	def(&c.FlapWindow, FlapWindowDefault)
 	def(&c.StopTimeout, StopTimeoutDefault)
 	def(&c.KillGrace, KillGraceDefault)
+	def(&c.CommandsInterval, CommandsIntervalDefault)
 	if c.FlapRestarts <= 0 {
 		c.FlapRestarts = FlapRestartsDefault
 	}
@@ -131,6 +139,14 @@ func FlappingAlertKey(node, service string) string {
 	return "service-flapping:" + node + "/" + service
 }
 
+// RestartedAlertKey is the dedupe key of the warning raised each time
+// service is restarted on node: one alert per service, whose count and
+// last_seen go up with every restart, resolved once it stayed up for a
+// flap window.
+func RestartedAlertKey(node, service string) string {
+	return "service-restarted:" + node + "/" + service
+}
+
 // unit is one supervised service and its state.
 type unit struct {
 	name string
@@ -145,7 +161,15 @@ type unit struct {
 	flapping bool
 	raises   []catalog.RaiseAlertParams // to raise
 	resolve  bool                       // the flapping alert is to resolve
-	done     bool                       // its goroutine returned
+	// fromCatalog marks a command read from the catalog; stop ends it and
+	// exited is closed once its goroutine returned.
+	fromCatalog bool
+	stop        context.CancelFunc
+	exited      chan struct{}
+	// restarted is set while the restart alert is open; resolveRestart
+	// when it is to resolve.
+	restarted, resolveRestart bool
+	done                      bool // its goroutine returned
 }
 
 // Supervisor runs a node's services, restarts them when they die and
@@ -160,6 +184,9 @@ type Supervisor struct {
 	units   []*unit
 	started bool
 	pruned  bool
+	// conflicts are the catalog commands whose names a service added
+	// otherwise holds, logged once each.
+	conflicts map[string]bool
 }
 
 // NewSupervisor returns a Supervisor of cfg.NodeID's services; add them with
@@ -183,6 +210,14 @@ func (s *Supervisor) Add(sv Service) error {
 
 // AddCommand registers an external command.
 func (s *Supervisor) AddCommand(c CommandService) error {
+	if err := checkCommand(&c); err != nil {
+		return err
+	}
+	return s.add(&unit{name: c.Name, kind: catalog.ServiceCommand, cmd: &c})
+}
+
+// checkCommand checks c and copies its slices.
+func checkCommand(c *CommandService) error {
 	switch {
 	case c.Path == "" || strings.ContainsRune(c.Path, 0):
 		return catalog.Invalid("path", "command %q needs the path of its executable", c.Name)
@@ -200,7 +235,7 @@ func (s *Supervisor) AddCommand(c CommandService) error {
 		}
 	}
 	c.Args, c.Env = slices.Clone(c.Args), slices.Clone(c.Env)
-	return s.add(&unit{name: c.Name, kind: catalog.ServiceCommand, cmd: &c})
+	return nil
 }
 
 func (s *Supervisor) add(u *unit) error {
@@ -245,7 +280,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	writer.Go(func() { s.writeLoop(context.WithoutCancel(ctx), stopWriter) })
 	var services sync.WaitGroup
 	for _, u := range units {
-		services.Go(func() { s.supervise(ctx, u) })
+		s.start(ctx, &services, u)
+	}
+	if s.cfg.Commands != nil {
+		services.Go(func() { s.watchCommands(ctx, &services) })
 	}
 	<-ctx.Done()
 
@@ -260,7 +298,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		var stuck []string
 		now := time.Now()
 		s.mu.Lock()
-		for _, u := range units {
+		for _, u := range s.units {
 			if !u.done {
 				stuck = append(stuck, u.name)
 				u.row.Status, u.row.LastExit, u.row.PID = catalog.ServiceStopped, &now, 0
@@ -336,6 +374,14 @@ func (s *Supervisor) supervise(ctx context.Context, u *unit) {
 			})
 		}
 		u.row.Restarts++
+		u.restarted, u.resolveRestart = true, false
+		u.raises = append(u.raises, catalog.RaiseAlertParams{
+			Key:      RestartedAlertKey(s.cfg.NodeID, u.name),
+			Severity: catalog.AlertWarning,
+			Subject:  fmt.Sprintf("service %s on node %s restarted", u.name, s.cfg.NodeID),
+			Message:  fmt.Sprintf("died (%s); restarted after %s (%d restarts since the node started)", err, delay, u.row.Restarts),
+			Region:   s.cfg.Region,
+		})
 		u.row.LastError, u.row.LastExit, u.row.PID = err.Error(), &end, 0
 		u.dirty = true
 		restarts := u.row.Restarts
@@ -406,20 +452,27 @@ func (s *Supervisor) writeLoop(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
-// check resolves the flapping alert of services that stayed up for a FlapWindow.
+// check resolves the flapping and restart alerts of services that stayed
+// up for a FlapWindow.
 func (s *Supervisor) check() {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range s.units {
-		if !u.flapping || u.row.Status != catalog.ServiceRunning {
+		if (!u.flapping && !u.restarted) || u.row.Status != catalog.ServiceRunning {
 			continue
 		}
-		if n := len(u.deaths); n == 0 || now.Sub(u.deaths[n-1]) >= s.cfg.FlapWindow {
+		if n := len(u.deaths); n > 0 && now.Sub(u.deaths[n-1]) < s.cfg.FlapWindow {
+			continue
+		}
+		if u.flapping {
 			u.flapping, u.resolve = false, true
-			u.deaths = nil
 			s.log.Info("service is stable again", slog.String("service", u.name))
 		}
+		if u.restarted {
+			u.restarted, u.resolveRestart = false, true
+		}
+		u.deaths = nil
 	}
 }
 
@@ -431,6 +484,8 @@ func (s *Supervisor) flush(ctx context.Context) bool {
 		row     *catalog.Service
 		raises  []catalog.RaiseAlertParams
 		resolve bool
+		// resolveRestart resolves the restart alert.
+		resolveRestart bool
 	}
 	s.mu.Lock()
 	prune := !s.pruned
@@ -438,15 +493,15 @@ func (s *Supervisor) flush(ctx context.Context) bool {
 	var jobs []job
 	for _, u := range s.units {
 		keep = append(keep, u.name)
-		if !u.dirty && len(u.raises) == 0 && !u.resolve {
+		if !u.dirty && len(u.raises) == 0 && !u.resolve && !u.resolveRestart {
 			continue
 		}
-		j := job{u: u, raises: u.raises, resolve: u.resolve}
+		j := job{u: u, raises: u.raises, resolve: u.resolve, resolveRestart: u.resolveRestart}
 		if u.dirty {
 			row := u.row
 			j.row = &row
 		}
-		u.dirty, u.raises, u.resolve = false, nil, false
+		u.dirty, u.raises, u.resolve, u.resolveRestart = false, nil, false, false
 		jobs = append(jobs, j)
 	}
 	s.mu.Unlock()
@@ -470,6 +525,14 @@ func (s *Supervisor) flush(ctx context.Context) bool {
 				failed = err
 				s.mu.Lock()
 				j.u.resolve = !j.u.flapping // unless it flaps again meanwhile
+				s.mu.Unlock()
+			}
+		}
+		if j.resolveRestart {
+			if _, err := s.store.ResolveAlert(ctx, RestartedAlertKey(s.cfg.NodeID, j.u.name)); err != nil {
+				failed = err
+				s.mu.Lock()
+				j.u.resolveRestart = !j.u.restarted // unless it died again meanwhile
 				s.mu.Unlock()
 			}
 		}

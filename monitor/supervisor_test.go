@@ -98,7 +98,17 @@ func TestPanickingServiceIsRestartedAndRecorded(t *testing.T) {
 		require.Equal(t, 2, r.Restarts)
 		alerts, _, err := s.ListAlerts(context.Background(), catalog.AlertFilter{})
 		require.NoError(t, err)
-		require.Empty(t, alerts, "two restarts are not flapping")
+		require.Len(t, alerts, 1, "two restarts are not flapping: one warning, no critical alert")
+		a := alerts[0]
+		require.Equal(t, "service-restarted:n1/worker", a.Key)
+		require.Equal(t, monitor.RestartedAlertKey("n1", "worker"), a.Key)
+		require.Equal(t, catalog.AlertWarning, a.Severity)
+		require.Equal(t, int64(2), a.Count, "one alert, raised at each restart")
+		require.Equal(t, "service worker on node n1 restarted", a.Subject)
+		require.Contains(t, a.Message, "panic: boom 2")
+		require.Contains(t, a.Message, "2 restarts")
+		require.Equal(t, "eu", a.Region)
+		require.True(t, a.Open())
 	})
 }
 
@@ -129,10 +139,15 @@ func TestFlappingServiceRaisesOneAlert(t *testing.T) {
 		r := serviceRow(t, s, "n1", "profiler")
 		require.Equal(t, catalog.ServiceStopped, r.Status)
 		require.Equal(t, "disk gone", r.LastError)
-		alerts, _, err := s.ListAlerts(ctx, catalog.AlertFilter{})
+		alerts, _, err := s.ListAlerts(ctx, catalog.AlertFilter{Key: monitor.FlappingAlertKey("n1", "profiler")})
 		require.NoError(t, err)
-		require.Len(t, alerts, 1, "one alert however often it dies")
+		require.Len(t, alerts, 1, "one critical alert however often it dies")
 		a := alerts[0]
+		restarted, _, err := s.ListAlerts(ctx, catalog.AlertFilter{Key: monitor.RestartedAlertKey("n1", "profiler")})
+		require.NoError(t, err)
+		require.Len(t, restarted, 1, "one restart alert, deduplicated")
+		require.Equal(t, int64(r.Restarts), restarted[0].Count, "counting every restart")
+		require.Equal(t, catalog.AlertWarning, restarted[0].Severity)
 		require.Equal(t, monitor.FlappingAlertKey("n1", "profiler"), a.Key)
 		require.Equal(t, "service-flapping:n1/profiler", a.Key)
 		require.Equal(t, catalog.AlertCritical, a.Severity)
@@ -185,6 +200,11 @@ func TestFlappingAlertResolvedWhenCalm(t *testing.T) {
 	last := serviceRow(t, s, "n1", "dispatcher")
 	require.True(t, l[0].ResolvedAt.Sub(*last.LastExit) >= cfg.FlapWindow, "resolved only after a calm window since the last death")
 	require.Equal(t, catalog.ServiceRunning, last.Status)
+	within(t, 10*time.Second, "the restart alert is resolved with it", func() bool {
+		l, _, err := s.ListAlerts(context.Background(), catalog.AlertFilter{Key: monitor.RestartedAlertKey("n1", "dispatcher")})
+		require.NoError(t, err)
+		return len(l) == 1 && !l[0].Open() && l[0].Count == 4
+	})
 	require.NoError(t, stop())
 }
 
@@ -509,10 +529,16 @@ func TestCatalogOutageDelaysRecordsButNotRestarts(t *testing.T) {
 		return r != nil && r.Restarts == 3 && r.Status == catalog.ServiceRunning
 	})
 	within(t, 10*time.Second, "both raises of the flapping alert are written: none was lost", func() bool {
-		l, _, err := s.ListAlerts(context.Background(), catalog.AlertFilter{})
+		l, _, err := s.ListAlerts(context.Background(), catalog.AlertFilter{Key: monitor.FlappingAlertKey("n1", "worker")})
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(l), 1)
 		return len(l) == 1 && l[0].Count == 2
+	})
+	within(t, 10*time.Second, "the three raises of the restart alert too", func() bool {
+		l, _, err := s.ListAlerts(context.Background(), catalog.AlertFilter{Key: monitor.RestartedAlertKey("n1", "worker")})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(l), 1)
+		return len(l) == 1 && l[0].Count == 3
 	})
 	require.NoError(t, stop())
 }

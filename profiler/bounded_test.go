@@ -87,9 +87,9 @@ func TestCatalogBoundedOverSimulatedWeek(t *testing.T) {
 			newProfiler := func(i int, id string) *Profiler {
 				c := cfg
 				c.NodeID = id
-				smp, _ := series(func(k int) Sample {
-					return Sample{CPUPct: float64((k*7 + i) % 100), MemUsedPct: 50, DiskWriteBps: float64(k % 13 * 1000),
-						Disks: []Disk{{Path: "/", UsedPct: 40, FreeBytes: 1 << 40}, {Path: "/data", UsedPct: 70, FreeBytes: 1 << 39}}}
+				smp, _ := series(func(k int) catalog.Sample {
+					return catalog.Sample{CPUPct: float64((k*7 + i) % 100), MemUsedPct: 50, DiskWriteBps: float64(k % 13 * 1000),
+						Disks: []catalog.Disk{{Path: "/", UsedPct: 40, FreeBytes: 1 << 40}, {Path: "/data", UsedPct: 70, FreeBytes: 1 << 39}}}
 				})
 				p, err := New(c, cs, smp)
 				require.NoError(t, err)
@@ -199,7 +199,7 @@ func TestCatalogBoundedOverSimulatedWeek(t *testing.T) {
 				require.Len(t, mins, int(cfg.MinuteRetention/interval), id)
 				b, err := cs.GetBaseline(ctx, id, catalog.HourOfWeek(t0.Add(24*time.Hour)))
 				require.NoError(t, err)
-				require.Equal(t, int64(1), b.Metrics.V[MetricCPU].N, "%s: a week holds each hour of the week once", id)
+				require.Equal(t, int64(1), b.Metrics.V[catalog.MetricCPU].N, "%s: a week holds each hour of the week once", id)
 				_, err = cs.GetBaseline(ctx, id, catalog.HourOfWeek(t0.Add(time.Hour)))
 				require.ErrorIs(t, err, catalog.ErrNotFound, "%s: an hour never sampled has no cell", id)
 			}

@@ -12,9 +12,10 @@
 // nodes silent for long (idempotent and cheap), so no leader is needed and
 // nodes that are gone leave nothing behind.
 //
-// Health (health.go) is pure: Evaluate turns a sample, its age and the
-// thresholds into green, yellow or red with the reasons in words, and
-// Combine rolls several healths up into one (worst of).
+// The samples it records are judged by the catalog's pure health rules
+// (catalog.Evaluate, catalog.Thresholds): health is domain logic, shared by
+// the workload manager and the broker, which do not import this package.
+// NodeHealths applies those rules to every node's latest sample.
 //
 // The package imports catalog and gopsutil only; cmd/weir hands it a
 // *catalog.Store as its Store.

@@ -43,7 +43,7 @@ func newHostMetrics(reg prometheus.Registerer) *hostMetrics {
 }
 
 // observe sets the gauges from sample s.
-func (m *hostMetrics) observe(s Sample) {
+func (m *hostMetrics) observe(s catalog.Sample) {
 	if m == nil {
 		return
 	}

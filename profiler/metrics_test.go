@@ -15,9 +15,9 @@ import (
 func TestHostGaugesFollowTheLatestSample(t *testing.T) {
 	cs := catalogtest.Open(t, catalog.DialectSQLite)
 	reg := prometheus.NewPedanticRegistry()
-	smp, _ := series(func(i int) Sample {
-		return Sample{CPUPct: float64(25 * (i + 1)), MemUsedPct: 40, MemUsedBytes: 4 << 30, Load1: 1.5, Load5: 1, Load15: 0.5,
-			Disks: []Disk{{Path: "/data", FreeBytes: 1 << 40, UsedPct: 50}, {Path: "/spool", FreeBytes: 1 << 20, UsedPct: 99}}}
+	smp, _ := series(func(i int) catalog.Sample {
+		return catalog.Sample{CPUPct: float64(25 * (i + 1)), MemUsedPct: 40, MemUsedBytes: 4 << 30, Load1: 1.5, Load5: 1, Load15: 0.5,
+			Disks: []catalog.Disk{{Path: "/data", FreeBytes: 1 << 40, UsedPct: 50}, {Path: "/spool", FreeBytes: 1 << 20, UsedPct: 99}}}
 	})
 	p, err := New(Config{NodeID: "w1", Region: "eu", Metrics: reg}, cs, smp)
 	require.NoError(t, err)
@@ -47,8 +47,8 @@ weir_host_memory_used_ratio 0.4
 	require.Empty(t, problems)
 
 	// A restarted profiler on the same registry takes the gauges over.
-	p2, err := New(Config{NodeID: "w1", Region: "eu", Metrics: reg}, cs, SamplerFunc(func(context.Context) (Sample, error) {
-		return Sample{CPUPct: 10}, nil
+	p2, err := New(Config{NodeID: "w1", Region: "eu", Metrics: reg}, cs, SamplerFunc(func(context.Context) (catalog.Sample, error) {
+		return catalog.Sample{CPUPct: 10}, nil
 	}))
 	require.NoError(t, err)
 	p2.step(ctx, t0.Add(2*IntervalDefault))

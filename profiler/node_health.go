@@ -19,17 +19,17 @@ type NodeHealth struct {
 	NodeID string `json:"node_id"`
 	Region string `json:"region"`
 	// Sample is the node's latest sample, with its deviations.
-	Sample Sample `json:"sample"`
+	Sample catalog.Sample `json:"sample"`
 	// Thresholds are the levels the node was judged by.
-	Thresholds Thresholds `json:"-"`
-	Health     Health     `json:"health"`
+	Thresholds catalog.Thresholds `json:"-"`
+	Health     catalog.Health     `json:"health"`
 }
 
 // NodeHealths judges every node of a region ("" for all) that has a latest
 // sample: each by its own thresholds (node scope, then the default scope,
-// then base, usually ThresholdsDefault), its heartbeat age counted from its
+// then base, usually catalog.ThresholdsDefault), its heartbeat age counted from its
 // latest sample to now. Two catalog reads, whatever the number of nodes.
-func NodeHealths(ctx context.Context, st HealthStore, region string, base Thresholds, now time.Time) ([]NodeHealth, error) {
+func NodeHealths(ctx context.Context, st HealthStore, region string, base catalog.Thresholds, now time.Time) ([]NodeHealth, error) {
 	latest, err := st.ListLatestSamples(ctx, region)
 	if err != nil {
 		return nil, fmt.Errorf("judge node health: %w", err)
@@ -40,10 +40,10 @@ func NodeHealths(ctx context.Context, st HealthStore, region string, base Thresh
 	}
 	out := make([]NodeHealth, 0, len(latest))
 	for _, l := range latest {
-		s := SampleFromLatest(l)
+		s := catalog.SampleFromLatest(l)
 		th := base.Override(catalog.ResolveThresholdRows(rows, catalog.NodeScope(l.NodeID)))
 		out = append(out, NodeHealth{NodeID: l.NodeID, Region: l.Region, Sample: s, Thresholds: th,
-			Health: Evaluate(s, max(now.Sub(s.At), 0), th, now)})
+			Health: catalog.Evaluate(s, max(now.Sub(s.At), 0), th, now)})
 	}
 	return out, nil
 }

@@ -45,8 +45,8 @@ const (
 	ForgetAfterDefault = 7 * 24 * time.Hour
 	// MinBaselineSamplesDefault is how many raw samples a baseline cell (one
 	// hour of the week) needs before deviations are scored against it: half
-	// an hour of 5 s samples.
-	MinBaselineSamplesDefault = 360
+	// an hour of 5 s samples (catalog.MinBaselineSamplesDefault).
+	MinBaselineSamplesDefault = catalog.MinBaselineSamplesDefault
 	// MaxBufferedDefault bounds the samples kept while the catalog cannot be
 	// written (an hour at 5 s); the oldest are dropped beyond it.
 	MaxBufferedDefault = 720
@@ -175,7 +175,7 @@ type Profiler struct {
 	metrics *hostMetrics // nil without Config.Metrics
 
 	mu     sync.Mutex
-	latest Sample
+	latest catalog.Sample
 
 	// Owned by the Run goroutine (or a test driving step).
 	buf             []catalog.HostSample
@@ -207,7 +207,7 @@ func (p *Profiler) Config() Config { return p.cfg }
 
 // Latest returns the newest sample, with its deviations; its At is zero
 // before the first sample.
-func (p *Profiler) Latest() Sample {
+func (p *Profiler) Latest() catalog.Sample {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.latest
@@ -258,7 +258,7 @@ func (p *Profiler) step(ctx context.Context, now time.Time) {
 	s.NodeID, s.Region, s.At = p.cfg.NodeID, p.cfg.Region, at
 	m := s.Metrics()
 	p.loadBaselines(ctx)
-	s.Deviations = Deviations(m, p.baselines[catalog.HourOfWeek(at)], p.cfg.MinBaselineSamples)
+	s.Deviations = catalog.Deviations(m, p.baselines[catalog.HourOfWeek(at)], p.cfg.MinBaselineSamples)
 
 	p.mu.Lock()
 	p.latest = s

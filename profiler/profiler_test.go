@@ -70,10 +70,10 @@ func (c *countingStore) ListBaselines(ctx context.Context, node string, hours ..
 }
 
 // series is a synthetic sampler: the i-th call returns f(i).
-func series(f func(i int) Sample) (SamplerFunc, *int) {
+func series(f func(i int) catalog.Sample) (SamplerFunc, *int) {
 	var mu sync.Mutex
 	n := 0
-	return func(context.Context) (Sample, error) {
+	return func(context.Context) (catalog.Sample, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		s := f(n)
@@ -82,8 +82,8 @@ func series(f func(i int) Sample) (SamplerFunc, *int) {
 	}, &n
 }
 
-func flat(i int) Sample {
-	return Sample{CPUPct: float64(i % 100), MemUsedPct: 40, Disks: []Disk{{Path: "/data", FreeBytes: 1 << 40, UsedPct: 50}}}
+func flat(i int) catalog.Sample {
+	return catalog.Sample{CPUPct: float64(i % 100), MemUsedPct: 40, Disks: []catalog.Disk{{Path: "/data", FreeBytes: 1 << 40, UsedPct: 50}}}
 }
 
 func TestConfigDefaultsAndValidation(t *testing.T) {
@@ -150,8 +150,8 @@ func TestBatching(t *testing.T) {
 		l, err := cs.GetLatestSample(ctx, "w1")
 		require.NoError(t, err)
 		require.True(t, l.At.Equal(t0.Add(45*time.Second)))
-		require.Equal(t, 9.0, l.Metrics.V[MetricCPU])
-		require.Equal(t, 50.0, l.Metrics.V[DiskUsedPctMetric("/data")])
+		require.Equal(t, 9.0, l.Metrics.V[catalog.MetricCPU])
+		require.Equal(t, 50.0, l.Metrics.V[catalog.DiskUsedPctMetric("/data")])
 		require.True(t, p.Latest().At.Equal(l.At))
 		require.Equal(t, "w1", p.Latest().NodeID)
 
@@ -183,7 +183,7 @@ func TestRunSamplesAndFlushesOnStop(t *testing.T) {
 		smp, calls := series(flat)
 		var mu sync.Mutex
 		count := func() int { mu.Lock(); defer mu.Unlock(); return *calls }
-		locked := SamplerFunc(func(ctx context.Context) (Sample, error) { mu.Lock(); defer mu.Unlock(); return smp(ctx) })
+		locked := SamplerFunc(func(ctx context.Context) (catalog.Sample, error) { mu.Lock(); defer mu.Unlock(); return smp(ctx) })
 		p, err := New(Config{NodeID: "w1", Region: "eu", Interval: 20 * time.Millisecond, FlushEvery: 100}, cs, locked)
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -209,8 +209,8 @@ func TestDownsamplingThroughProfiler(t *testing.T) {
 		ctx := context.Background()
 		// cpu climbs 0..11 within each minute, plus the minute number: minute m
 		// averages m+5.5 and peaks at m+11. Memory is the sample's index.
-		smp, _ := series(func(i int) Sample {
-			return Sample{CPUPct: float64(i%12 + i/12), MemUsedPct: float64(i) / 100}
+		smp, _ := series(func(i int) catalog.Sample {
+			return catalog.Sample{CPUPct: float64(i%12 + i/12), MemUsedPct: float64(i) / 100}
 		})
 		p, err := New(Config{NodeID: "w1", Region: "eu", FlushEvery: 6}, cs, smp)
 		require.NoError(t, err)
@@ -223,17 +223,17 @@ func TestDownsamplingThroughProfiler(t *testing.T) {
 		for m, r := range mins {
 			require.True(t, r.Bucket.Equal(t0.Add(time.Duration(m)*time.Minute)))
 			require.Equal(t, int64(12), r.Samples)
-			require.InDelta(t, float64(m)+5.5, r.Metrics.V[MetricCPU].Avg, 1e-9)
-			require.Equal(t, float64(m)+11, r.Metrics.V[MetricCPU].Max)
-			require.InDelta(t, (float64(12*m)+5.5)/100, r.Metrics.V[MetricMemUsedPct].Avg, 1e-9)
+			require.InDelta(t, float64(m)+5.5, r.Metrics.V[catalog.MetricCPU].Avg, 1e-9)
+			require.Equal(t, float64(m)+11, r.Metrics.V[catalog.MetricCPU].Max)
+			require.InDelta(t, (float64(12*m)+5.5)/100, r.Metrics.V[catalog.MetricMemUsedPct].Avg, 1e-9)
 		}
 		hours, err := cs.ListRollups(ctx, "w1", catalog.RollupHour, t0, t0.Add(2*time.Hour))
 		require.NoError(t, err)
 		require.Len(t, hours, 1)
 		require.Equal(t, int64(720), hours[0].Samples)
-		require.InDelta(t, 29.5+5.5, hours[0].Metrics.V[MetricCPU].Avg, 1e-9, "mean of m+5.5 over m in 0..59")
-		require.Equal(t, 59.0+11, hours[0].Metrics.V[MetricCPU].Max)
-		require.NotContains(t, hours[0].Metrics.V, DiskUsedPctMetric("/"), "a metric absent from every sample has no aggregate")
+		require.InDelta(t, 29.5+5.5, hours[0].Metrics.V[catalog.MetricCPU].Avg, 1e-9, "mean of m+5.5 over m in 0..59")
+		require.Equal(t, 59.0+11, hours[0].Metrics.V[catalog.MetricCPU].Max)
+		require.NotContains(t, hours[0].Metrics.V, catalog.DiskUsedPctMetric("/"), "a metric absent from every sample has no aggregate")
 	})
 }
 
@@ -244,12 +244,12 @@ func TestBaselineAndDeviation(t *testing.T) {
 		ctx := context.Background()
 		outlier := -1.0
 		// cpu alternates 45, 55: mean 50, standard deviation 5.
-		smp, _ := series(func(i int) Sample {
+		smp, _ := series(func(i int) catalog.Sample {
 			cpu := 45.0 + 10*float64(i%2)
 			if outlier >= 0 {
 				cpu = outlier
 			}
-			return Sample{CPUPct: cpu, MemUsedPct: 30, Disks: []Disk{{Path: "/data", UsedPct: 50}}}
+			return catalog.Sample{CPUPct: cpu, MemUsedPct: 30, Disks: []catalog.Disk{{Path: "/data", UsedPct: 50}}}
 		})
 		p, err := New(Config{NodeID: "w1", Region: "eu", FlushEvery: 6, MinBaselineSamples: 120}, cs, smp)
 		require.NoError(t, err)
@@ -267,46 +267,47 @@ func TestBaselineAndDeviation(t *testing.T) {
 		run(60)
 		b, err := cs.GetBaseline(ctx, "w1", catalog.HourOfWeek(t0))
 		require.NoError(t, err)
-		agg := b.Metrics.V[MetricCPU]
+		agg := b.Metrics.V[catalog.MetricCPU]
 		require.GreaterOrEqual(t, agg.N, int64(120))
 		require.InDelta(t, 50, agg.Avg, 1e-9)
 		require.InDelta(t, 5, agg.Stddev(), 0.05)
 		dev := p.Latest().Deviations
-		require.Contains(t, dev, MetricCPU)
-		require.InDelta(t, 1, math.Abs(dev[MetricCPU]), 0.02, "an ordinary sample is one deviation away")
+		require.Contains(t, dev, catalog.MetricCPU)
+		require.InDelta(t, 1, math.Abs(dev[catalog.MetricCPU]), 0.02, "an ordinary sample is one deviation away")
 
 		// An outlier: 90 is 8 deviations above.
 		outlier = 90
 		run(1)
 		s := p.Latest()
 		want := (90 - agg.Avg) / agg.Stddev()
-		require.InDelta(t, want, s.Deviations[MetricCPU], 1e-9)
-		require.InDelta(t, 8, s.Deviations[MetricCPU], 0.05)
-		h := Evaluate(s, 0, ThresholdsDefault, s.At)
-		require.Equal(t, Red, h.Color)
+		require.InDelta(t, want, s.Deviations[catalog.MetricCPU], 1e-9)
+		require.InDelta(t, 8, s.Deviations[catalog.MetricCPU], 0.05)
+		h := catalog.Evaluate(s, 0, catalog.ThresholdsDefault, s.At)
+		require.Equal(t, catalog.Red, h.Color)
 		require.Equal(t, "cpu 8σ above its baseline (> 5σ critical)", h.Reasons[0].Text)
 		require.Equal(t, "cpu 90% > 85% warning", h.Reasons[1].Text)
 
 		// Stored with the latest sample; read back and judged the same by NodeHealths.
 		l, err := cs.GetLatestSample(ctx, "w1")
 		require.NoError(t, err)
-		require.InDelta(t, want, l.Deviations.V[MetricCPU], 1e-9)
-		require.InDelta(t, 0, l.Deviations.V[MetricMemUsedPct], 1e-9, "a flat memory is no deviation")
-		nh, err := NodeHealths(ctx, cs, "eu", ThresholdsDefault, s.At.Add(2*time.Second))
+		require.InDelta(t, want, l.Deviations.V[catalog.MetricCPU], 1e-9)
+		require.InDelta(t, 0, l.Deviations.V[catalog.MetricMemUsedPct], 1e-9, "a flat memory is no deviation")
+		nh, err := NodeHealths(ctx, cs, "eu", catalog.ThresholdsDefault, s.At.Add(2*time.Second))
 		require.NoError(t, err)
 		require.Len(t, nh, 1)
 		require.Equal(t, h, nh[0].Health)
-		nh, err = NodeHealths(ctx, cs, "us", ThresholdsDefault, s.At)
+		nh, err = NodeHealths(ctx, cs, "us", catalog.ThresholdsDefault, s.At)
 		require.NoError(t, err)
 		require.Empty(t, nh)
 
 		// A node-scoped threshold changes the verdict; silence turns it red.
 		require.NoError(t, cs.SetThreshold(ctx, &catalog.HealthThreshold{Scope: catalog.NodeScope("w1"), Metric: catalog.ThresholdDeviation, Warn: 10, Crit: 20}))
 		require.NoError(t, cs.SetThreshold(ctx, &catalog.HealthThreshold{Scope: catalog.NodeScope("w1"), Metric: catalog.ThresholdCPU, Warn: 95, Crit: 99}))
-		nh, err = NodeHealths(ctx, cs, "", ThresholdsDefault, s.At.Add(31*time.Second))
+		nh, err = NodeHealths(ctx, cs, "", catalog.ThresholdsDefault, s.At.Add(31*time.Second))
 		require.NoError(t, err)
-		require.Equal(t, Red, nh[0].Health.Color)
-		require.Equal(t, []string{"no heartbeat for 31s (critical after 30s)"}, texts(nh[0].Health))
+		require.Equal(t, catalog.Red, nh[0].Health.Color)
+		require.Len(t, nh[0].Health.Reasons, 1)
+		require.Equal(t, "no heartbeat for 31s (critical after 30s)", nh[0].Health.Reasons[0].Text)
 	})
 }
 
@@ -343,7 +344,7 @@ func TestHostSamplerPlausible(t *testing.T) {
 	require.Greater(t, s.Proc.Goroutines, 0)
 	m := s.Metrics()
 	require.Len(t, m, 14+2*2)
-	back := SampleFromLatest(catalog.HostLatest{Metrics: catalog.NewJSON(m)})
+	back := catalog.SampleFromLatest(catalog.HostLatest{Metrics: catalog.NewJSON(m)})
 	require.Equal(t, s.CPUPct, back.CPUPct)
 	require.ElementsMatch(t, s.Disks, back.Disks)
 
@@ -357,7 +358,7 @@ func BenchmarkSampleAndEvaluate(b *testing.B) {
 	h, err := NewHostSampler([]string{"/"})
 	require.NoError(b, err)
 	base := map[string]catalog.MetricAgg{}
-	for _, name := range DeviationMetrics {
+	for _, name := range catalog.DeviationMetrics {
 		base[name] = catalog.MetricAgg{N: 1000, Avg: 10, Max: 50, M2: 1000 * 4}
 	}
 	ctx := context.Background()
@@ -368,8 +369,8 @@ func BenchmarkSampleAndEvaluate(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.At = time.Now()
-		s.Deviations = Deviations(s.Metrics(), base, 100)
-		_ = Evaluate(s, time.Second, ThresholdsDefault, s.At)
+		s.Deviations = catalog.Deviations(s.Metrics(), base, 100)
+		_ = catalog.Evaluate(s, time.Second, catalog.ThresholdsDefault, s.At)
 	}
 }
 
@@ -378,16 +379,16 @@ func TestSamplerErrors(t *testing.T) {
 	catalogtest.Each(t, func(t *testing.T, cs *catalog.Store) {
 		ctx := context.Background()
 		i := 0
-		smp := SamplerFunc(func(context.Context) (Sample, error) {
+		smp := SamplerFunc(func(context.Context) (catalog.Sample, error) {
 			i++
 			switch i {
 			case 2:
-				return Sample{}, errors.New("cannot read cpu times")
+				return catalog.Sample{}, errors.New("cannot read cpu times")
 			case 3:
-				return Sample{CPUPct: 33, Disks: []Disk{{Path: "/", UsedPct: 10}}},
+				return catalog.Sample{CPUPct: 33, Disks: []catalog.Disk{{Path: "/", UsedPct: 10}}},
 					&PartialSampleError{Err: errors.New("disk /data: no such file or directory")}
 			}
-			return Sample{CPUPct: float64(i)}, nil
+			return catalog.Sample{CPUPct: float64(i)}, nil
 		})
 		p, err := New(Config{NodeID: "w1", Region: "eu", FlushEvery: 1}, cs, smp)
 		require.NoError(t, err)
@@ -397,11 +398,11 @@ func TestSamplerErrors(t *testing.T) {
 		got, err := cs.ListSamples(ctx, "w1", t0, t0.Add(time.Minute))
 		require.NoError(t, err)
 		require.Len(t, got, 2, "the failed sample is skipped")
-		require.Equal(t, 1.0, got[0].Metrics.V[MetricCPU])
-		require.Equal(t, 33.0, got[1].Metrics.V[MetricCPU], "the partial sample is recorded")
+		require.Equal(t, 1.0, got[0].Metrics.V[catalog.MetricCPU])
+		require.Equal(t, 33.0, got[1].Metrics.V[catalog.MetricCPU], "the partial sample is recorded")
 		require.True(t, got[1].At.Equal(t0.Add(10*time.Second)))
-		require.Equal(t, 10.0, got[1].Metrics.V[DiskUsedPctMetric("/")])
-		require.NotContains(t, got[1].Metrics.V, DiskUsedPctMetric("/data"))
+		require.Equal(t, 10.0, got[1].Metrics.V[catalog.DiskUsedPctMetric("/")])
+		require.NotContains(t, got[1].Metrics.V, catalog.DiskUsedPctMetric("/data"))
 		require.Equal(t, 33.0, p.Latest().CPUPct)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/weirdata/weir/catalog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,15 +26,15 @@ type Sampler interface {
 	// Sample measures the host now; rates are per second since the previous
 	// call. An error means no sample, unless it is a *PartialSampleError:
 	// then the sample holds what could be measured and is recorded.
-	Sample(ctx context.Context) (Sample, error)
+	Sample(ctx context.Context) (catalog.Sample, error)
 }
 
 // SamplerFunc adapts a function to a Sampler (synthetic series in tests,
 // for example).
-type SamplerFunc func(ctx context.Context) (Sample, error)
+type SamplerFunc func(ctx context.Context) (catalog.Sample, error)
 
 // Sample calls f.
-func (f SamplerFunc) Sample(ctx context.Context) (Sample, error) { return f(ctx) }
+func (f SamplerFunc) Sample(ctx context.Context) (catalog.Sample, error) { return f(ctx) }
 
 // PartialSampleError reports the parts of the host a Sampler could not
 // measure (a disk path that is gone, say); the sample it comes with holds
@@ -163,10 +164,10 @@ func rate(cur, prev uint64, secs float64) float64 {
 
 // Sample measures the host. CPU and memory are required; the rest is
 // reported as a *PartialSampleError when it fails.
-func (h *HostSampler) Sample(ctx context.Context) (Sample, error) {
+func (h *HostSampler) Sample(ctx context.Context) (catalog.Sample, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var s Sample
+	var s catalog.Sample
 	var problems []error
 	cur := h.read(ctx)
 	prev := h.prev
@@ -174,7 +175,7 @@ func (h *HostSampler) Sample(ctx context.Context) (Sample, error) {
 	secs := cur.at.Sub(prev.at).Seconds()
 
 	if !cur.haveCPU {
-		return Sample{}, errors.New("sample host: cannot read cpu times")
+		return catalog.Sample{}, errors.New("sample host: cannot read cpu times")
 	}
 	if prev.haveCPU && cur.cpuTotal > prev.cpuTotal {
 		busy := (cur.cpuBusy - prev.cpuBusy) / (cur.cpuTotal - prev.cpuTotal) * 100
@@ -182,7 +183,7 @@ func (h *HostSampler) Sample(ctx context.Context) (Sample, error) {
 	}
 	vm, err := mem.VirtualMemoryWithContext(ctx)
 	if err != nil {
-		return Sample{}, fmt.Errorf("sample host memory: %w", err)
+		return catalog.Sample{}, fmt.Errorf("sample host memory: %w", err)
 	}
 	s.MemUsedPct, s.MemUsedBytes = vm.UsedPercent, vm.Used
 
@@ -192,7 +193,7 @@ func (h *HostSampler) Sample(ctx context.Context) (Sample, error) {
 			problems = append(problems, fmt.Errorf("disk %s: %w", p, err))
 			continue
 		}
-		s.Disks = append(s.Disks, Disk{Path: p, FreeBytes: u.Free, UsedPct: u.UsedPercent})
+		s.Disks = append(s.Disks, catalog.Disk{Path: p, FreeBytes: u.Free, UsedPct: u.UsedPercent})
 	}
 	if cur.haveDisk && prev.haveDisk {
 		s.DiskReadBps = rate(cur.diskRead, prev.diskRead, secs)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/weirdata/weir/catalog"
-	"github.com/weirdata/weir/profiler"
 )
 
 const (
@@ -32,6 +31,8 @@ type alertState struct {
 	seeded bool
 	// open maps the key of each open node alert to its severity.
 	open map[string]string
+	// holds maps the key of each open hold cause alert to what it said.
+	holds map[string]holdAlert
 	// endedSince is where the next look for ended runs starts.
 	endedSince time.Time
 	// alerted are the ended runs alerted in the overlap, by end time.
@@ -39,7 +40,7 @@ type alertState struct {
 }
 
 func newAlertState(endedSince time.Time) *alertState {
-	return &alertState{open: map[string]string{}, endedSince: endedSince, alerted: map[string]time.Time{}}
+	return &alertState{open: map[string]string{}, holds: map[string]holdAlert{}, endedSince: endedSince, alerted: map[string]time.Time{}}
 }
 
 // watch raises and resolves the alerts of a full tick: nodes going red,
@@ -77,18 +78,18 @@ type nodeCondition struct {
 // baseline. A condition that cannot be judged (statistics older than the
 // critical heartbeat age) is left as it is.
 func nodeConditions(n *catalog.Node, hv *healthView) []nodeCondition {
-	th := hv.thresholds(catalog.NodeScope(n.ID))
-	age := max(hv.now.Sub(n.LastSeen), 0)
-	beat := profiler.Evaluate(profiler.Sample{At: hv.now}, age, th, hv.now).Only(catalog.ThresholdHeartbeat)
+	th := hv.Thresholds(catalog.NodeScope(n.ID))
+	age := max(hv.Now.Sub(n.LastSeen), 0)
+	beat := catalog.Evaluate(catalog.Sample{At: hv.Now}, age, th, hv.Now).Only(catalog.ThresholdHeartbeat)
 	silent := nodeCondition{key: AlertKeyNodeSilent + n.ID, subject: "node " + n.ID + " is silent"}
 	switch {
 	case n.State == catalog.NodeDead:
 		silent.severity = catalog.AlertCritical
 		silent.message = fmt.Sprintf("node %s is dead: not heard from for %s", n.ID, age.Round(time.Second))
-	case beat.Color == profiler.Red:
+	case beat.Color == catalog.Red:
 		silent.severity = catalog.AlertCritical
 		silent.message = beat.Reasons[0].Text
-	case beat.Color == profiler.Yellow:
+	case beat.Color == catalog.Yellow:
 		silent.keep = true
 	}
 	red := nodeCondition{key: AlertKeyNodeRed + n.ID, subject: "node " + n.ID + " is red"}
@@ -98,15 +99,15 @@ func nodeConditions(n *catalog.Node, hv *healthView) []nodeCondition {
 		red.keep, dev.keep = true, true
 		return []nodeCondition{silent, red, dev}
 	}
-	hl := profiler.Evaluate(s, 0, th, hv.now)
+	hl := catalog.Evaluate(s, 0, th, hv.Now)
 	if text := redText(hl); text != "" {
 		red.severity, red.message = catalog.AlertCritical, text
-	} else if hl.Worst(admissionMetrics...) != profiler.Green {
+	} else if hl.Worst(admissionMetrics...) != catalog.Green {
 		red.keep = true // yellow: resolved only once green again
 	}
-	if d := hl.Only(catalog.ThresholdDeviation); d.Color != profiler.Green {
+	if d := hl.Only(catalog.ThresholdDeviation); d.Color != catalog.Green {
 		dev.severity = catalog.AlertWarning
-		if d.Color == profiler.Red {
+		if d.Color == catalog.Red {
 			dev.severity = catalog.AlertCritical
 		}
 		texts := make([]string, len(d.Reasons))
@@ -131,8 +132,8 @@ func (m *Manager) watchNodes(ctx context.Context, hv *healthView) error {
 	}
 	var want []nodeCondition
 	seen := map[string]bool{}
-	for i := range hv.nodes {
-		n := &hv.nodes[i]
+	for i := range hv.Nodes {
+		n := &hv.Nodes[i]
 		if n.Region != m.cfg.Region || n.State == catalog.NodeLeft {
 			continue
 		}
@@ -172,8 +173,10 @@ func (m *Manager) watchNodes(ctx context.Context, hv *healthView) error {
 	return errors.Join(errs...)
 }
 
-// seedNodeAlerts reads the region's open node alerts, so that a new leader
-// resolves what an earlier one raised and does not raise it again.
+// seedNodeAlerts reads the region's open node and hold cause alerts, so that
+// a new leader resolves what an earlier one raised and does not raise it
+// again. Alerts of single held runs, which earlier versions raised, are
+// resolved: hold causes replace them.
 func (m *Manager) seedNodeAlerts(ctx context.Context) error {
 	f := catalog.AlertFilter{Open: true, Region: m.cfg.Region, Limit: catalog.ListLimitMax}
 	for {
@@ -182,6 +185,14 @@ func (m *Manager) seedNodeAlerts(ctx context.Context) error {
 			return fmt.Errorf("list open alerts: %w", err)
 		}
 		for _, a := range page {
+			switch {
+			case strings.HasPrefix(a.Key, AlertKeyHold):
+				m.alerts.holds[a.Key] = holdAlert{runs: -1, msg: a.Message, at: a.LastSeen}
+			case strings.HasPrefix(a.Key, AlertKeyRunHeld):
+				if _, err := m.store.ResolveAlert(ctx, a.Key); err != nil {
+					return fmt.Errorf("resolve alert %s: %w", a.Key, err)
+				}
+			}
 			for _, p := range []string{AlertKeyNodeRed, AlertKeyNodeSilent, AlertKeyNodeDeviation} {
 				if strings.HasPrefix(a.Key, p) {
 					m.alerts.open[a.Key] = a.Severity

@@ -14,9 +14,11 @@
 // it: no run is dispatched to or from a host critical on CPU, memory or free
 // disk (judged by the thresholds of the system, then of its node, then the
 // defaults, read afresh every tick), nor to a red worker. Such a run stays
-// pending with a hold reason naming the host and the metric, one alert is
-// raised for it, and it is dispatched as soon as the condition clears or
-// aborted after Config.MaxHold (health.go, holds.go). Among eligible workers
+// pending with a hold reason naming the host and the metric, and it is
+// dispatched as soon as the condition clears or aborted after its mapping's
+// max_hold, else Config.MaxHold (health.go, holds.go). One alert is raised
+// per cause of holds (a red host, no healthy worker in the region), counting
+// the runs it holds, not one per run. Among eligible workers
 // the one on the data's host comes first, then spare capacity (free slots
 // scaled by idle CPU). On every full tick the leader also raises and
 // resolves alerts for nodes going red, silent or far from their baseline,
@@ -28,7 +30,7 @@
 // LISTEN/NOTIFY, an in-process signal on SQLite) and on a polling tick, which
 // stays the truth.
 //
-// workload imports catalog, the standard library and profiler's pure health
-// judgement (Evaluate, Thresholds); cmd/weir hands it a *catalog.Store
+// workload imports catalog (with its pure health rules: catalog.Evaluate,
+// Thresholds) and the standard library; cmd/weir hands it a *catalog.Store
 // through the Store interface.
 package workload

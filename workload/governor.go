@@ -79,6 +79,10 @@ type Decision struct {
 	// limit of capacity: such a hold raises an alert and ends, after the
 	// maximum hold time, in the run's abort.
 	Health bool
+	// Cause names what a health hold waits on, one alert each: "host db-1"
+	// (a red source or target host), "system src" (its host unnamed), or
+	// "workers of region eu" (only red workers have free slots).
+	Cause string
 	// Kind is the kind of Hold, for metrics.
 	Kind HoldKind
 }
@@ -133,8 +137,8 @@ func Govern(in GovernInput) []Decision {
 	for _, r := range pending {
 		d := Decision{RunID: r.ID}
 		systems := runSystems(r)
-		if reason := redHost(in.SystemHosts, r); reason != "" {
-			d.Hold, d.Health, d.Kind = reason, true, HoldHostCritical
+		if reason, cause := redHost(in.SystemHosts, r); reason != "" {
+			d.Hold, d.Health, d.Cause, d.Kind = reason, true, cause, HoldHostCritical
 		} else if active >= in.MaxActiveRuns {
 			d.Hold, d.Kind = fmt.Sprintf("region %s at its limit of %d active runs", in.Region, in.MaxActiveRuns), HoldRegionLimit
 		} else {
@@ -150,6 +154,9 @@ func Govern(in GovernInput) []Decision {
 			if i < 0 {
 				d.Hold, d.Health = noWorkerReason(in.Region, workers)
 				d.Kind = noWorkerKind(workers, d.Health)
+				if d.Health {
+					d.Cause = "workers of region " + in.Region
+				}
 			} else {
 				d.Worker = workers[i].ID
 				workers[i].Active++
@@ -166,18 +173,19 @@ func Govern(in GovernInput) []Decision {
 }
 
 // redHost returns why run r may not touch its source or target host now
-// ("source host db-1: cpu 99% > 95% critical"), "" when it may.
-func redHost(hosts map[string]SystemHost, r PendingRun) string {
+// ("source host db-1: cpu 99% > 95% critical") and the cause ("host db-1"),
+// "" when it may.
+func redHost(hosts map[string]SystemHost, r PendingRun) (reason, cause string) {
 	if h := hosts[r.Source]; h.Red != "" {
-		return fmt.Sprintf("source host %s: %s", hostName(h, r.Source), h.Red)
+		return fmt.Sprintf("source host %s: %s", hostName(h, r.Source), h.Red), hostCause(h, r.Source)
 	}
 	if r.Target == r.Source {
-		return ""
+		return "", ""
 	}
 	if h := hosts[r.Target]; h.Red != "" {
-		return fmt.Sprintf("target host %s: %s", hostName(h, r.Target), h.Red)
+		return fmt.Sprintf("target host %s: %s", hostName(h, r.Target), h.Red), hostCause(h, r.Target)
 	}
-	return ""
+	return "", ""
 }
 
 func hostName(h SystemHost, system string) string {
@@ -185,6 +193,13 @@ func hostName(h SystemHost, system string) string {
 		return h.Host
 	}
 	return "of system " + system
+}
+
+func hostCause(h SystemHost, system string) string {
+	if h.Host != "" {
+		return "host " + h.Host
+	}
+	return "system " + system
 }
 
 // runSystems returns the systems a run occupies: one when it reads and writes the same system.

@@ -22,7 +22,9 @@ func admit(id, worker string) Decision { return Decision{RunID: id, Worker: work
 func hold(id, reason string) Decision  { return Decision{RunID: id, Hold: reason} }
 
 // healthHold is a hold by health admission control.
-func healthHold(id, reason string) Decision { return Decision{RunID: id, Hold: reason, Health: true} }
+func healthHold(id, cause, reason string) Decision {
+	return Decision{RunID: id, Hold: reason, Health: true, Cause: cause}
+}
 
 func TestGovern(t *testing.T) {
 	const (
@@ -134,22 +136,22 @@ func TestGovern(t *testing.T) {
 			in: GovernInput{MaxActiveRuns: 1, Active: 1, Workers: oneBigWorker,
 				SystemHosts: map[string]SystemHost{"pg": {Host: "db-1", Red: "free disk on /data 3% < 5% critical"}, "lake": {Host: "fs-1"}},
 				Pending:     []PendingRun{run("a", 0, 1, "pg", "lake"), run("b", 0, 2, "lake", "lake")}},
-			want: []Decision{healthHold("a", "source host db-1: free disk on /data 3% < 5% critical"), hold("b", "region local at its limit of 1 active runs")},
+			want: []Decision{healthHold("a", "host db-1", "source host db-1: free disk on /data 3% < 5% critical"), hold("b", "region local at its limit of 1 active runs")},
 		},
 		{
 			name: "a red target host holds runs writing to it; other runs go",
 			in: GovernInput{MaxActiveRuns: 10, Workers: oneBigWorker,
 				SystemHosts: map[string]SystemHost{"pg": {Host: "db-1", Red: "cpu 99% > 95% critical"}, "lake": {Host: "fs-1"}},
 				Pending:     []PendingRun{run("a", 0, 1, "lake", "pg"), run("b", 0, 2, "lake", "lake"), run("c", 0, 3, "pg", "pg")}},
-			want: []Decision{healthHold("a", "target host db-1: cpu 99% > 95% critical"), admit("b", "w1"),
-				healthHold("c", "source host db-1: cpu 99% > 95% critical")},
+			want: []Decision{healthHold("a", "host db-1", "target host db-1: cpu 99% > 95% critical"), admit("b", "w1"),
+				healthHold("c", "host db-1", "source host db-1: cpu 99% > 95% critical")},
 		},
 		{
 			name: "source host named before target host",
 			in: GovernInput{MaxActiveRuns: 10, Workers: oneBigWorker,
 				SystemHosts: map[string]SystemHost{"s": {Host: "h1", Red: "memory 99% > 95% critical"}, "t": {Host: "h2", Red: "cpu 99% > 95% critical"}},
 				Pending:     []PendingRun{run("a", 0, 1, "s", "t")}},
-			want: []Decision{healthHold("a", "source host h1: memory 99% > 95% critical")},
+			want: []Decision{healthHold("a", "host h1", "source host h1: memory 99% > 95% critical")},
 		},
 		{
 			name: "a red worker receives no run; a healthy one does",
@@ -158,14 +160,14 @@ func TestGovern(t *testing.T) {
 				Pending: []PendingRun{run("a", 0, 1, "s", "t"), run("b", 0, 2, "s", "t")}},
 			// b would fit on w1 but for its health: a health hold.
 			want: []Decision{admit("a", "w2"),
-				healthHold("b", "no healthy worker with a free slot in region local: worker w1: free disk on /var/lib/weir 2% < 5% critical")},
+				healthHold("b", "workers of region local", "no healthy worker with a free slot in region local: worker w1: free disk on /var/lib/weir 2% < 5% critical")},
 		},
 		{
 			name: "only red workers have free slots: a health hold naming them",
 			in: GovernInput{MaxActiveRuns: 10,
 				Workers: []WorkerLoad{{ID: "w1", Slots: 8, Red: "cpu 97% > 95% critical"}, {ID: "w2", Slots: 1, Active: 1}, {ID: "w3", Slots: 2, Red: "memory 96% > 95% critical"}},
 				Pending: []PendingRun{run("a", 0, 1, "s", "t")}},
-			want: []Decision{healthHold("a", "no healthy worker with a free slot in region local: worker w1: cpu 97% > 95% critical; worker w3: memory 96% > 95% critical")},
+			want: []Decision{healthHold("a", "workers of region local", "no healthy worker with a free slot in region local: worker w1: cpu 97% > 95% critical; worker w3: memory 96% > 95% critical")},
 		},
 		{
 			name: "many red workers: three named",
@@ -173,7 +175,7 @@ func TestGovern(t *testing.T) {
 				Workers: []WorkerLoad{{ID: "w1", Slots: 1, Red: "cpu 99% > 95% critical"}, {ID: "w2", Slots: 1, Red: "cpu 99% > 95% critical"},
 					{ID: "w3", Slots: 1, Red: "cpu 99% > 95% critical"}, {ID: "w4", Slots: 1, Red: "cpu 99% > 95% critical"}, {ID: "w5", Slots: 1, Red: "cpu 99% > 95% critical"}},
 				Pending: []PendingRun{run("a", 0, 1, "s", "t")}},
-			want: []Decision{healthHold("a", "no healthy worker with a free slot in region local: worker w1: cpu 99% > 95% critical; "+
+			want: []Decision{healthHold("a", "workers of region local", "no healthy worker with a free slot in region local: worker w1: cpu 99% > 95% critical; "+
 				"worker w2: cpu 99% > 95% critical; worker w3: cpu 99% > 95% critical; and 2 more red workers")},
 		},
 		{
@@ -197,7 +199,7 @@ func TestGovern(t *testing.T) {
 			in: GovernInput{MaxActiveRuns: 10, Workers: oneBigWorker,
 				SystemHosts: map[string]SystemHost{"s": {Host: "h", Red: strings.Repeat("é", 400)}},
 				Pending:     []PendingRun{run("a", 0, 1, "s", "s")}},
-			want: []Decision{healthHold("a", clipReason("source host h: "+strings.Repeat("é", 400)))},
+			want: []Decision{healthHold("a", "host h", clipReason("source host h: "+strings.Repeat("é", 400)))},
 		},
 		{
 			name: "nothing pending",

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/weirdata/weir/catalog"
 	"github.com/weirdata/weir/catalog/catalogtest"
-	"github.com/weirdata/weir/profiler"
 )
 
 // hostStats is a host's latest sample as a test writes it.
@@ -22,10 +21,10 @@ type hostStats struct {
 // sample records st as node's latest sample, taken now.
 func sample(t *testing.T, s *catalog.Store, node string, st hostStats) {
 	t.Helper()
-	m := map[string]float64{profiler.MetricCPU: st.cpu, profiler.MetricMemUsedPct: st.mem}
+	m := map[string]float64{catalog.MetricCPU: st.cpu, catalog.MetricMemUsedPct: st.mem}
 	for p, used := range st.disks {
-		m[profiler.DiskUsedPctMetric(p)] = used
-		m[profiler.DiskFreeBytesMetric(p)] = (100 - used) * 1e9
+		m[catalog.DiskUsedPctMetric(p)] = used
+		m[catalog.DiskFreeBytesMetric(p)] = (100 - used) * 1e9
 	}
 	l := &catalog.HostLatest{NodeID: node, Region: region, At: s.Now(), Metrics: catalog.NewJSON(m)}
 	if st.dev != nil {
@@ -80,15 +79,17 @@ func TestManagerHoldsRunsOnARedWorkerUntilItsThresholdsRise(t *testing.T) {
 		for _, r := range runs {
 			got := e.run(r.ID)
 			require.Equal(t, catalog.StatePending, got.State)
-			require.Equal(t, reason, got.HoldReason)
-			as := alertsOf(t, s, AlertKeyRunHeld+r.ID)
-			require.Len(t, as, 1, "one alert per held run")
-			require.Equal(t, int64(1), as[0].Count, "raised once, not once per tick")
-			require.True(t, as[0].Open())
-			require.Equal(t, catalog.AlertWarning, as[0].Severity)
-			require.Equal(t, reason, as[0].Message)
-			require.Equal(t, region, as[0].Region)
+			require.Equal(t, reason, got.HoldReason, "each run shows its own hold reason")
+			require.Empty(t, alertsOf(t, s, AlertKeyRunHeld+r.ID), "no alert per run")
 		}
+		as := alertsOf(t, s, AlertKeyHold+"workers of region local")
+		require.Len(t, as, 1, "one alert for the cause of the holds")
+		require.Equal(t, int64(1), as[0].Count, "raised once, not once per tick nor again by the next leader")
+		require.True(t, as[0].Open())
+		require.Equal(t, catalog.AlertWarning, as[0].Severity)
+		require.Equal(t, "workers of region local holds runs", as[0].Subject)
+		require.Equal(t, "3 runs held ("+runs[0].ID+", "+runs[1].ID+", "+runs[2].ID+"): "+reason, as[0].Message)
+		require.Equal(t, region, as[0].Region)
 		require.Len(t, holdsOf(t, s), 3)
 
 		// Raising the thresholds dispatches them, without a restart.
@@ -99,11 +100,10 @@ func TestManagerHoldsRunsOnARedWorkerUntilItsThresholdsRise(t *testing.T) {
 			require.Empty(t, got.HoldReason)
 		}
 		require.Eventually(t, func() bool { return len(holdsOf(t, s)) == 0 }, 5*time.Second, 5*time.Millisecond)
-		for _, r := range runs {
-			as := alertsOf(t, s, AlertKeyRunHeld+r.ID)
-			require.Len(t, as, 1)
-			require.False(t, as[0].Open(), "the alert is resolved once the run is dispatched")
-		}
+		require.Eventually(t, func() bool {
+			as := alertsOf(t, s, AlertKeyHold+"workers of region local")
+			return len(as) == 1 && !as[0].Open()
+		}, 5*time.Second, 5*time.Millisecond, "the alert is resolved once its runs are dispatched")
 	})
 }
 
@@ -176,15 +176,15 @@ func TestManagerAbortsARunHeldPastTheMaximumHoldTime(t *testing.T) {
 		require.Equal(t, "held longer than the maximum hold time of 400ms: "+reason, got.Error)
 		require.Empty(t, got.HoldReason)
 		require.Eventually(t, func() bool {
-			as := alertsOf(t, s, AlertKeyRunHeld+held.ID)
-			return len(as) == 1 && !as[0].Open()
+			as := alertsOf(t, s, AlertKeyHold+"host db-1")
+			return len(as) == 1 && !as[0].Open() && as[0].Message == "1 run held ("+held.ID+"): "+reason
 		}, 5*time.Second, 5*time.Millisecond, "the hold ended with the run")
 		require.Eventually(t, func() bool {
 			as := alertsOf(t, s, AlertKeyRunFailed+held.ID)
 			return len(as) == 1 && as[0].Open() && strings.Contains(as[0].Message, reason)
 		}, 5*time.Second, 5*time.Millisecond, "the aborted run raises its alert")
 		require.Empty(t, holdsOf(t, s))
-		require.Equal(t, int64(1), alertsOf(t, s, AlertKeyRunHeld+held.ID)[0].Count)
+		require.Equal(t, int64(1), alertsOf(t, s, AlertKeyHold+"host db-1")[0].Count)
 	})
 }
 
@@ -202,7 +202,7 @@ func TestManagerAlertsNodesAndEndedRuns(t *testing.T) {
 		heartbeat(t, s, "w1", 2)
 		heartbeat(t, s, "w2", 2)
 		sample(t, s, "w1", hostStats{cpu: 99, mem: 20})
-		sample(t, s, "w2", hostStats{cpu: 10, mem: 20, dev: map[string]float64{profiler.MetricCPU: 4.2}})
+		sample(t, s, "w2", hostStats{cpu: 10, mem: 20, dev: map[string]float64{catalog.MetricCPU: 4.2}})
 		// A run that fails.
 		r := e.submit("m", 0)
 
@@ -231,7 +231,7 @@ func TestManagerAlertsNodesAndEndedRuns(t *testing.T) {
 		require.Eventually(t, func() bool { return len(alertsOf(t, s, AlertKeyRunFailed+r.ID)) == 1 }, 5*time.Second, 5*time.Millisecond)
 
 		// The deviation gets worse: escalated on the same alert.
-		sample(t, s, "w2", hostStats{cpu: 10, mem: 20, dev: map[string]float64{profiler.MetricCPU: 6}})
+		sample(t, s, "w2", hostStats{cpu: 10, mem: 20, dev: map[string]float64{catalog.MetricCPU: 6}})
 		require.Eventually(t, func() bool {
 			as := alertsOf(t, s, AlertKeyNodeDeviation+"w2")
 			return len(as) == 1 && as[0].Severity == catalog.AlertCritical && as[0].Count == 2
@@ -267,8 +267,8 @@ func TestManagerAlertsNodesAndEndedRuns(t *testing.T) {
 
 func TestHealthViewJudgesSystemsOnTheirRootDisk(t *testing.T) {
 	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
-	metrics := map[string]float64{profiler.MetricCPU: 30,
-		profiler.DiskUsedPctMetric("/"): 50, profiler.DiskUsedPctMetric("/data"): 92, profiler.DiskUsedPctMetric("/data/pg"): 60}
+	metrics := map[string]float64{catalog.MetricCPU: 30,
+		catalog.DiskUsedPctMetric("/"): 50, catalog.DiskUsedPctMetric("/data"): 92, catalog.DiskUsedPctMetric("/data/pg"): 60}
 	nodes := []catalog.Node{{ID: "db-1", Address: "db-1.example:7070", LastSeen: now}}
 	latest := []catalog.HostLatest{{NodeID: "db-1", At: now.Add(-2 * time.Second), Metrics: catalog.NewJSON(metrics)}}
 	rows := []catalog.HealthThreshold{
@@ -302,22 +302,4 @@ func TestHealthViewJudgesSystemsOnTheirRootDisk(t *testing.T) {
 	require.Equal(t, SystemHost{Host: "db-1"}, stale.system(sys("pg", "/data/pg", "db-1")))
 	require.Equal(t, WorkerLoad{ID: "db-1", Slots: 2}, stale.worker(WorkerLoad{ID: "db-1", Slots: 2}))
 	require.Equal(t, WorkerLoad{ID: "db-1", Slots: 2, CPU: 30, Red: "cpu 30% > 25% critical"}, hv.worker(WorkerLoad{ID: "db-1", Slots: 2}))
-}
-
-func TestRootDisks(t *testing.T) {
-	disks := []profiler.Disk{{Path: "/"}, {Path: "/data"}, {Path: "/data/pg"}, {Path: "/database"}}
-	paths := func(ds []profiler.Disk) []string {
-		var out []string
-		for _, d := range ds {
-			out = append(out, d.Path)
-		}
-		return out
-	}
-	require.Equal(t, []string{"/data/pg"}, paths(rootDisks(disks, "/data/pg/16/main")))
-	require.Equal(t, []string{"/data"}, paths(rootDisks(disks, "/data/")))
-	require.Equal(t, []string{"/data"}, paths(rootDisks(disks, "/data/pgsql")), "a path prefix is not a directory prefix")
-	require.Equal(t, []string{"/"}, paths(rootDisks(disks, "/srv")))
-	require.Equal(t, paths(disks), paths(rootDisks(disks, "")))
-	noRoot := []profiler.Disk{{Path: "/data"}, {Path: "/logs"}}
-	require.Equal(t, []string{"/data", "/logs"}, paths(rootDisks(noRoot, "/srv/x")), "no disk holds it: all are judged")
 }

@@ -239,6 +239,9 @@ func (m *Manager) maintain(ctx context.Context) error {
 type candidate struct {
 	run   *catalog.Run
 	draft planDraft
+	// maxHold is how long the run may stay held by health: its mapping's
+	// maximum hold time, else the region's.
+	maxHold time.Duration
 }
 
 // govern admits the region's pending runs that fit, writes their plans and
@@ -257,7 +260,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 	}
 	if len(runs) == 0 {
 		m.metrics.governed(nil)
-		return nil
+		return m.syncHoldAlerts(ctx, nil)
 	}
 	counts, err := m.store.CountActive(ctx, region)
 	if err != nil {
@@ -269,7 +272,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 		}
 	}
 	var nodes []catalog.Node
-	for _, n := range hv.nodes {
+	for _, n := range hv.Nodes {
 		if n.Region == region {
 			nodes = append(nodes, n)
 		}
@@ -315,7 +318,11 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 			}
 			continue
 		}
-		cands[r.ID] = candidate{run: r, draft: draft}
+		maxHold := m.cfg.MaxHold
+		if mp := mappings[mappingKey{r.Mapping, r.MappingVersion}]; mp != nil {
+			maxHold = mp.HoldLimit(maxHold)
+		}
+		cands[r.ID] = candidate{run: r, draft: draft, maxHold: maxHold}
 		in.Pending = append(in.Pending, PendingRun{ID: r.ID, Priority: r.Priority, CreatedAt: r.CreatedAt, Source: r.SourceSystem, Target: r.TargetSystem})
 		for _, name := range []string{r.SourceSystem, r.TargetSystem} {
 			if _, done := in.SystemHosts[name]; !done {
@@ -326,7 +333,7 @@ func (m *Manager) govern(ctx context.Context, t *term, full bool, hv *healthView
 
 	decisions := Govern(in)
 	m.metrics.governed(decisions)
-	decisions, err = m.enforceHolds(ctx, t, decisions, cands, hv.now)
+	decisions, err = m.enforceHolds(ctx, t, decisions, cands, hv.Now)
 	if err != nil {
 		return err
 	}

@@ -193,6 +193,11 @@ func printMapping(w io.Writer, m *client.Mapping) {
 	fmt.Fprintf(tw, "Source\t%s\n", endpoint(m.Source.V))
 	fmt.Fprintf(tw, "Target\t%s\n", endpoint(m.Target.V))
 	fmt.Fprintf(tw, "Attempts\t%d, timeout %ds\n", m.MaxAttempts, m.TimeoutSeconds)
+	if m.MaxHold > 0 {
+		fmt.Fprintf(tw, "Max hold\t%s (held by health longer, a run is aborted)\n", m.MaxHold)
+	} else {
+		fmt.Fprintf(tw, "Max hold\tthe region's (--max-hold of the server)\n")
+	}
 	fmt.Fprintf(tw, "Changed\t%s by %s\n", fmtTime(m.CreatedAt), m.CreatedBy)
 	_ = tw.Flush()
 	fmt.Fprintln(w)

@@ -86,7 +86,7 @@ services that must run on it.`,
 			return writeNode(cmd, n)
 		},
 	}
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, newNodeCommandsCmd(g))
 	return cmd
 }
 

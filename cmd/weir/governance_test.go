@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -401,7 +402,13 @@ func TestServerDeliversAlertsToWebhooks(t *testing.T) {
 // weirCLI runs a client command of the weir binary against server with token.
 func weirCLI(t *testing.T, server, token string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(weirBin, append(args, "--server", server, "--token", token)...)
+	// The connection flags go before a "--" that ends the flags.
+	at := slices.Index(args, "--")
+	if at < 0 {
+		at = len(args)
+	}
+	full := append(append(slices.Clone(args[:at]), "--server", server, "--token", token), args[at:]...)
+	cmd := exec.Command(weirBin, full...)
 	cmd.Env = append(os.Environ(), "WEIR_SERVER=", "WEIR_TOKEN=")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -552,9 +559,10 @@ func TestGovernanceEndToEnd(t *testing.T) {
 		t.Errorf("overall health %s with w1 red", rep.Health.Color)
 	}
 
-	heldKey := "run-held:" + r.ID
+	// One alert per cause of holds (here: no healthy worker), not per run.
+	heldKey := "hold:workers of region " + RegionDefault
 	var page client.AlertPage
-	waitFor(t, 10*time.Second, "the alert of the held run", func() bool {
+	waitFor(t, 10*time.Second, "the alert of the hold cause", func() bool {
 		weirJSON(t, base, c.token, &page, "alerts", "list", "--key", heldKey)
 		return len(page.Alerts) > 0
 	})
@@ -571,8 +579,11 @@ func TestGovernanceEndToEnd(t *testing.T) {
 	if out := cli("alerts", "ack", strconv.FormatInt(alertID, 10)); !strings.Contains(out, "acknowledged") {
 		t.Errorf("weir alerts ack:\n%s", out)
 	}
-	if out := cli("alerts", "list", "--open"); !strings.Contains(out, "acked by admin") || !strings.Contains(out, r.ID) {
+	if out := cli("alerts", "list", "--open"); !strings.Contains(out, "acked by admin") || !strings.Contains(out, "workers of region "+RegionDefault+" holds runs") {
 		t.Errorf("weir alerts list --open:\n%s", out)
+	}
+	if msg := page.Alerts[0].Message; !strings.HasPrefix(msg, "1 run held ("+r.ID+"): ") || !strings.Contains(msg, held.HoldReason) {
+		t.Errorf("the hold cause's alert does not count and name the held run: %q", msg)
 	}
 
 	// Raising the threshold again dispatches the run, with no restart.
@@ -661,5 +672,65 @@ func calmHostsAPI(t *testing.T, a api) {
 	t.Helper()
 	if code := a.call("PUT", "/api/v1/thresholds/default", calmHostLevels, nil); code != 200 {
 		t.Fatalf("set calm default thresholds: status %d", code)
+	}
+}
+
+// TestCatalogCommandRunsOnItsNode: an admin registers an external command
+// for w1 with `weir nodes commands add`; w1's monitor starts it (a real
+// process), the services table shows it; a non-admin is refused; once the
+// command is deleted the monitor stops it and its row goes.
+func TestCatalogCommandRunsOnItsNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	t.Parallel()
+	c := newCluster(t)
+	c.startServer("s1")
+	c.startWorker("w1")
+	c.waitWorkers(1)
+	base := c.bases["s1"]
+
+	u := &catalog.User{Name: "ops", Role: catalog.RoleOperator}
+	if err := c.store.CreateUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	opsToken, _, err := c.store.CreateToken(context.Background(), catalog.CreateTokenParams{UserID: u.ID, Name: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := []string{"nodes", "commands", "add", "--node", "w1", "--name", "napper", "--", "/bin/sleep", "3600"}
+	if out, code := weirCLI(t, base, opsToken, add...); code == 0 || !strings.Contains(out, "403") && !strings.Contains(strings.ToLower(out), "forbidden") {
+		t.Fatalf("a non-admin registered a command: exit %d\n%s", code, out)
+	}
+	if out, code := weirCLI(t, base, c.token, "nodes", "commands", "add", "--node", "w1", "--name", "bad", "--", "sleep", "1"); code == 0 || !strings.Contains(out, "argv[0]") {
+		t.Fatalf("a relative executable was accepted: exit %d\n%s", code, out)
+	}
+	out, code := weirCLI(t, base, c.token, add...)
+	if code != 0 || !strings.Contains(out, "registered for node w1") {
+		t.Fatalf("weir nodes commands add: exit %d\n%s", code, out)
+	}
+	var sv *catalog.Service
+	waitFor(t, 40*time.Second, "napper started by w1's monitor", func() bool {
+		sv = c.service("w1", "napper")
+		return sv != nil && sv.Status == catalog.ServiceRunning && sv.PID > 0 && sv.Kind == catalog.ServiceCommand
+	})
+	if err := syscall.Kill(sv.PID, 0); err != nil {
+		t.Fatalf("napper (pid %d) is not running: %v", sv.PID, err)
+	}
+	var list struct {
+		Commands []client.NodeCommand `json:"commands"`
+	}
+	weirJSON(t, base, c.token, &list, "nodes", "commands", "list", "--node", "w1")
+	if len(list.Commands) != 1 || list.Commands[0].Name != "napper" {
+		t.Fatalf("weir nodes commands list: %+v", list.Commands)
+	}
+	if out, code := weirCLI(t, base, c.token, "nodes", "commands", "delete", strconv.FormatInt(list.Commands[0].ID, 10)); code != 0 {
+		t.Fatalf("weir nodes commands delete: exit %d\n%s", code, out)
+	}
+	waitFor(t, 40*time.Second, "napper stopped and gone from the services", func() bool {
+		return c.service("w1", "napper") == nil && syscall.Kill(sv.PID, 0) != nil
+	})
+	if c.workers["w1"].exited() {
+		t.Fatal("the worker exited")
 	}
 }

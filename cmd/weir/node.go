@@ -52,7 +52,9 @@ type stack struct {
 // services in the catalog. stopTimeout bounds how long the services may take
 // to stop (the worker drains its runs first).
 func newStack(log *slog.Logger, store *catalog.Store, node, region string, stopTimeout time.Duration) (*stack, error) {
-	sup, err := monitor.NewSupervisor(monitor.SupervisorConfig{NodeID: node, Region: region,
+	// Commands: the node's external commands registered in the catalog
+	// (weir nodes commands), supervised next to its --command flags.
+	sup, err := monitor.NewSupervisor(monitor.SupervisorConfig{NodeID: node, Region: region, Commands: store,
 		StopTimeout: max(stopTimeout, monitor.StopTimeoutDefault), Logger: log.With("component", "monitor")}, store)
 	if err != nil {
 		return nil, fmt.Errorf("configure the monitor: %w", err)

@@ -1,4 +1,4 @@
-package profiler
+package catalog
 
 import (
 	"fmt"
@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/weirdata/weir/catalog"
 )
 
 // Color is a health: green (fine), yellow (warning), red (critical).
@@ -64,20 +62,20 @@ var ThresholdsDefault = Thresholds{
 }
 
 // Override returns t with the levels of the catalog's thresholds (metric ->
-// threshold, as catalog.ResolveThresholds returns them) in place of its own;
+// threshold, as ResolveThresholds returns them) in place of its own;
 // a threshold replaces both levels of its metric.
-func (t Thresholds) Override(rows map[string]catalog.HealthThreshold) Thresholds {
+func (t Thresholds) Override(rows map[string]HealthThreshold) Thresholds {
 	for metric, r := range rows {
 		switch metric {
-		case catalog.ThresholdCPU:
+		case ThresholdCPU:
 			t.CPUWarn, t.CPUCrit = r.Warn, r.Crit
-		case catalog.ThresholdMemory:
+		case ThresholdMemory:
 			t.MemWarn, t.MemCrit = r.Warn, r.Crit
-		case catalog.ThresholdDiskFree:
+		case ThresholdDiskFree:
 			t.DiskFreeWarnPct, t.DiskFreeCritPct = r.Warn, r.Crit
-		case catalog.ThresholdDeviation:
+		case ThresholdDeviation:
 			t.DeviationWarn, t.DeviationCrit = r.Warn, r.Crit
-		case catalog.ThresholdHeartbeat:
+		case ThresholdHeartbeat:
 			t.HeartbeatWarn, t.HeartbeatCrit = seconds(r.Warn), seconds(r.Crit)
 		}
 	}
@@ -91,7 +89,7 @@ type Reason struct {
 	// Subject is what the finding is about ("node w1"), set by About when
 	// healths are combined; empty for the thing Evaluate judged.
 	Subject string `json:"subject,omitempty"`
-	// Metric is the threshold metric: catalog.ThresholdCPU, ThresholdMemory,
+	// Metric is the threshold metric: ThresholdCPU, ThresholdMemory,
 	// ThresholdDiskFree, ThresholdDeviation or ThresholdHeartbeat.
 	Metric string `json:"metric"`
 	// Detail names the disk path (disk_free) or the deviating metric (deviation).
@@ -136,8 +134,8 @@ func (h Health) String() string {
 
 // Worst returns the worst level among the reasons about the given threshold
 // metrics (green if none): for example, admission control blocks a host
-// whose Worst(catalog.ThresholdCPU, catalog.ThresholdMemory,
-// catalog.ThresholdDiskFree) is red, whatever its deviations say.
+// whose Worst(ThresholdCPU, ThresholdMemory,
+// ThresholdDiskFree) is red, whatever its deviations say.
 func (h Health) Worst(metrics ...string) Color {
 	w := Green
 	for _, r := range h.Reasons {
@@ -193,6 +191,15 @@ func Combine(hs ...Health) Health {
 	return out
 }
 
+// DeviationMetrics are the metrics scored against their baseline: those that
+// say how busy a host is. Levels that drift by nature (free bytes, RSS,
+// goroutines) are kept in the baselines for charts but not scored.
+var DeviationMetrics = []string{
+	MetricCPU, MetricMemUsedPct, MetricLoad1,
+	MetricDiskReadBps, MetricDiskWriteBps, MetricNetRxBps, MetricNetTxBps,
+	MetricProcCPU,
+}
+
 // deviationLabel names the scored metrics in reasons.
 var deviationLabel = map[string]string{
 	MetricCPU:          "cpu",
@@ -223,12 +230,12 @@ func Evaluate(latest Sample, age time.Duration, th Thresholds, now time.Time) He
 		rs = append(rs, r)
 	}
 	if latest.At.IsZero() {
-		rs = append(rs, Reason{Metric: catalog.ThresholdHeartbeat, Level: Yellow, Text: "no host statistics recorded yet"})
+		rs = append(rs, Reason{Metric: ThresholdHeartbeat, Level: Yellow, Text: "no host statistics recorded yet"})
 	} else {
-		if r, ok := above(catalog.ThresholdCPU, "", "cpu", latest.CPUPct, th.CPUWarn, th.CPUCrit); ok {
+		if r, ok := above(ThresholdCPU, "", "cpu", latest.CPUPct, th.CPUWarn, th.CPUCrit); ok {
 			rs = append(rs, r)
 		}
-		if r, ok := above(catalog.ThresholdMemory, "", "memory", latest.MemUsedPct, th.MemWarn, th.MemCrit); ok {
+		if r, ok := above(ThresholdMemory, "", "memory", latest.MemUsedPct, th.MemWarn, th.MemCrit); ok {
 			rs = append(rs, r)
 		}
 		for _, d := range latest.Disks {
@@ -238,6 +245,13 @@ func Evaluate(latest Sample, age time.Duration, th Thresholds, now time.Time) He
 		}
 		rs = append(rs, deviations(latest.Deviations, th)...)
 	}
+	return HealthOf(rs)
+}
+
+// HealthOf is the health the reasons give: the worst of their levels
+// (green when there are none), with the reasons worst first (in their order
+// otherwise). It sorts rs in place.
+func HealthOf(rs []Reason) Health {
 	h := Health{Color: Green}
 	for _, r := range rs {
 		h.Color = Worst(h.Color, r.Level)
@@ -285,7 +299,7 @@ func diskFree(d Disk, th Thresholds) (Reason, bool) {
 	if !ok {
 		return Reason{}, false
 	}
-	return Reason{Metric: catalog.ThresholdDiskFree, Detail: d.Path, Value: free, Threshold: t, Level: c,
+	return Reason{Metric: ThresholdDiskFree, Detail: d.Path, Value: free, Threshold: t, Level: c,
 		Text: fmt.Sprintf("free disk on %s %s%% < %s%% %s", d.Path, num(free), num(t), levelWord(c))}, true
 }
 
@@ -299,7 +313,7 @@ func heartbeat(age time.Duration, th Thresholds, now time.Time) (Reason, bool) {
 		lvl = th.HeartbeatCrit
 	}
 	since := now.Add(-age)
-	return Reason{Metric: catalog.ThresholdHeartbeat, Value: age.Seconds(), Threshold: t, Level: c, Since: &since,
+	return Reason{Metric: ThresholdHeartbeat, Value: age.Seconds(), Threshold: t, Level: c, Since: &since,
 		Text: fmt.Sprintf("no heartbeat for %s (%s after %s)", dur(age), levelWord(c), dur(lvl))}, true
 }
 
@@ -319,7 +333,7 @@ func deviations(z map[string]float64, th Thresholds) []Reason {
 		if v < 0 {
 			dir = "below"
 		}
-		rs = append(rs, Reason{Metric: catalog.ThresholdDeviation, Detail: name, Value: v, Threshold: t, Level: c,
+		rs = append(rs, Reason{Metric: ThresholdDeviation, Detail: name, Value: v, Threshold: t, Level: c,
 			Text: fmt.Sprintf("%s %sσ %s its baseline (> %sσ %s)", deviationLabel[name], num(math.Abs(v)), dir, num(t), levelWord(c))})
 	}
 	sort.SliceStable(rs, func(i, j int) bool { return math.Abs(rs[i].Value) > math.Abs(rs[j].Value) })

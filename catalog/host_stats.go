@@ -1,12 +1,10 @@
-package profiler
+package catalog
 
 import (
 	"maps"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/weirdata/weir/catalog"
 )
 
 // Metric names, the keys of the catalog's metric maps. Per-disk metrics
@@ -107,7 +105,7 @@ func (s Sample) Metrics() map[string]float64 {
 
 // SampleFromLatest rebuilds a Sample from a node's latest catalog row; its
 // disks come back ordered by path.
-func SampleFromLatest(l catalog.HostLatest) Sample {
+func SampleFromLatest(l HostLatest) Sample {
 	m := l.Metrics.V
 	s := Sample{
 		NodeID:       l.NodeID,

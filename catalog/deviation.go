@@ -1,19 +1,8 @@
-package profiler
+package catalog
 
 import (
 	"math"
-
-	"github.com/weirdata/weir/catalog"
 )
-
-// DeviationMetrics are the metrics scored against their baseline: those that
-// say how busy a host is. Levels that drift by nature (free bytes, RSS,
-// goroutines) are kept in the baselines for charts but not scored.
-var DeviationMetrics = []string{
-	MetricCPU, MetricMemUsedPct, MetricLoad1,
-	MetricDiskReadBps, MetricDiskWriteBps, MetricNetRxBps, MetricNetTxBps,
-	MetricProcCPU,
-}
 
 // deviationFloor is the smallest standard deviation a metric is scored
 // with: a baseline that hardly ever moved (an idle disk, a flat 2% CPU) would
@@ -36,7 +25,7 @@ const DeviationRelativeFloor = 0.05
 // ZScore returns how many standard deviations x is from the baseline agg of
 // metric (signed), and false when the baseline has fewer than minSamples
 // samples. The standard deviation is floored (see DeviationRelativeFloor).
-func ZScore(metric string, x float64, agg catalog.MetricAgg, minSamples int64) (float64, bool) {
+func ZScore(metric string, x float64, agg MetricAgg, minSamples int64) (float64, bool) {
 	if agg.N < max(minSamples, 2) {
 		return 0, false
 	}
@@ -47,7 +36,7 @@ func ZScore(metric string, x float64, agg catalog.MetricAgg, minSamples int64) (
 // Deviations scores the DeviationMetrics of m against a baseline cell (metric
 // -> aggregate). Metrics without a baseline of minSamples are left out; the
 // result is nil when none qualifies.
-func Deviations(m map[string]float64, baseline map[string]catalog.MetricAgg, minSamples int64) map[string]float64 {
+func Deviations(m map[string]float64, baseline map[string]MetricAgg, minSamples int64) map[string]float64 {
 	var out map[string]float64
 	for _, name := range DeviationMetrics {
 		x, ok := m[name]
@@ -65,3 +54,8 @@ func Deviations(m map[string]float64, baseline map[string]catalog.MetricAgg, min
 	}
 	return out
 }
+
+// MinBaselineSamplesDefault is how many raw samples a baseline cell (one
+// hour of the week) needs before deviations from it are scored: half an
+// hour of 5 s samples.
+const MinBaselineSamplesDefault = 360
