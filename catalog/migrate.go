@@ -29,6 +29,10 @@ import (
 //	0009_gov_max_hold mappings.max_hold_ns, a mapping's maximum hold time (max_hold.go)
 //	0009_gov_node_commands  external commands the monitors supervise (node_command_store.go)
 //	0009_gov_auth_failures  refused credentials counted per subject and window, for all brokers (auth_failure_store.go)
+//	0009_node_tokens  per-node credentials for calls between nodes (node_token.go)
+//
+// Migrations run sorted by ID; two IDs sharing a number were written in
+// parallel and touch different tables.
 var migrations = []*gormigrate.Migration{
 	{
 		ID: "0001_initial",
