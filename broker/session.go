@@ -118,6 +118,7 @@ type AccountStore interface {
 	ListGroupEntitlements(ctx context.Context, groupID int64) ([]catalog.Entitlement, error)
 
 	InsertAudit(ctx context.Context, e *catalog.AuditEntry) error
+	DeleteAuditBefore(ctx context.Context, before time.Time) (int64, error)
 	ListAudit(ctx context.Context, f catalog.AuditFilter) ([]catalog.AuditEntry, int64, error)
 }
 
@@ -127,6 +128,7 @@ type accountState struct {
 	cfg         SessionConfig
 	limiter     *signInLimiter
 	verifying   chan struct{} // a slot per password verification running
+	denials     *denialThrottle
 	mu          sync.Mutex
 	lastCleanup time.Time
 }
@@ -137,6 +139,7 @@ func (s *Server) accounts() *accountState {
 		a.cfg = s.cfg.Sessions.WithDefaults()
 		a.limiter = &signInLimiter{limit: a.cfg.FailureLimit, window: a.cfg.FailureWindow, keys: map[string][]time.Time{}}
 		a.verifying = make(chan struct{}, a.cfg.MaxConcurrentSignIns)
+		a.denials = &denialThrottle{every: auditDenialEvery, keys: map[string]*denialCount{}}
 	})
 	return a
 }

@@ -20,9 +20,10 @@ var apiPaths = []string{"/api/", "/federation/", "/healthz", "/readyz", "/metric
 
 // withWeb serves the dashboard at / and everything under apiPaths with
 // next. The dashboard reads and writes through api (the broker's handler),
-// in process.
-func withWeb(next, api http.Handler, log *slog.Logger) (http.Handler, error) {
-	dash, err := web.New(web.Config{API: api, Logger: log})
+// in process. trustedProxies are the --trusted-proxy CIDRs, whose
+// X-Forwarded-Proto the dashboard believes as the API does.
+func withWeb(next, api http.Handler, trustedProxies []string, log *slog.Logger) (http.Handler, error) {
+	dash, err := web.New(web.Config{API: api, Logger: log, TrustedProxies: trustedProxies})
 	if err != nil {
 		return nil, err
 	}
