@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -142,22 +143,29 @@ func parseDSN(dsn string) (dialect, out string, err error) {
 		}
 		return DialectSQLite, "file:" + p + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate", nil
 	default:
-		return "", "", Invalid("catalog", "%q is neither a postgres:// URL nor a SQLite path ending in .db", redactDSN(dsn))
+		return "", "", Invalid("catalog", "%q is neither a postgres:// URL nor a SQLite path ending in .db", RedactDSN(dsn))
 	}
 }
 
-// redactDSN hides a password in a DSN so that it can be shown in errors.
-func redactDSN(dsn string) string {
+// RedactDSN returns dsn with its passwords replaced by "xxxxx", for errors,
+// logs and printed configuration: the password of a URL's user info (also
+// in a URL that does not parse, such as one with an unescaped '#' in its
+// password), and password= and sslpassword= in a query or key=value form.
+func RedactDSN(dsn string) string {
 	if i := strings.Index(dsn, "://"); i >= 0 {
-		rest := dsn[i+3:]
-		if at := strings.Index(rest, "@"); at >= 0 {
+		head, rest := dsn[:i+3], dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
-				return dsn[:i+3] + rest[:colon] + ":xxxxx" + rest[at:]
+				rest = rest[:colon] + ":xxxxx" + rest[at:]
 			}
 		}
+		dsn = head + rest
 	}
-	return dsn
+	return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
 }
+
+// dsnPassword matches a password setting of a DSN's query or key=value form.
+var dsnPassword = regexp.MustCompile(`(?i)\b((?:ssl)?password=)('[^']*'|[^\s&]+)`)
 
 // Dialect returns DialectPostgres or DialectSQLite.
 func (s *Store) Dialect() string { return s.dialect }

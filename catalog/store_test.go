@@ -140,3 +140,19 @@ func TestSetClockIsSafeWhileInUse(t *testing.T) {
 		require.True(t, strings.HasPrefix(s.Now().String(), "2026-03-01 12:00:00"))
 	})
 }
+
+func TestRedactDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://weir:s3cret@db:5432/weir?sslmode=disable":         "postgres://weir:xxxxx@db:5432/weir?sslmode=disable",
+		"postgres://weir:a#b/c%@db/weir":                              "postgres://weir:xxxxx@db/weir",
+		"postgres://weir:p@ss@db/weir":                                "postgres://weir:xxxxx@db/weir",
+		"postgres://weir@db/weir?password=s3cret&sslmode=require":     "postgres://weir@db/weir?password=xxxxx&sslmode=require",
+		"postgres://weir@db/weir?sslpassword=k3y&sslmode=verify-full": "postgres://weir@db/weir?sslpassword=xxxxx&sslmode=verify-full",
+		"host=db user=weir password=s3cret dbname=weir":               "host=db user=weir password=xxxxx dbname=weir",
+		"host=db user=weir password='s3 cret' dbname=weir":            "host=db user=weir password=xxxxx dbname=weir",
+		"postgres://weir@db/weir":                                     "postgres://weir@db/weir",
+		"weir-data/catalog.db":                                        "weir-data/catalog.db",
+	} {
+		require.Equal(t, want, catalog.RedactDSN(in), in)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/weirdata/weir/broker"
+	"github.com/weirdata/weir/catalog"
 	gossip "github.com/weirdata/weir/cluster"
 	"go.yaml.in/yaml/v3"
 )
@@ -428,7 +428,7 @@ func maskSetting(key, v string) string {
 	case maskedFlags[key]:
 		return mask(v)
 	case key == "catalog":
-		return redactDSN(v)
+		return catalog.RedactDSN(v)
 	case key == "alert-webhook":
 		if u, err := url.Parse(v); err == nil && u.Host != "" {
 			if u.RawQuery != "" {
@@ -446,21 +446,6 @@ func mask(v string) string {
 		return ""
 	}
 	return "********"
-}
-
-var dsnPassword = regexp.MustCompile(`(?i)(password=)('[^']*'|\S+)`)
-
-// redactDSN hides the password of a catalog DSN, URL or key=value form.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Host != "" {
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
-	}
-	return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
 }
 
 // suggest returns a hint naming the closest candidate to key, if one is
@@ -542,7 +527,7 @@ func (cf *configFile) holdsSecrets() bool {
 	}
 	for _, m := range append([]map[string]configEntry{cf.top}, slices.Collect(maps.Values(cf.sections))...) {
 		for k, e := range m {
-			if isSecretSetting(k) || (k == "catalog" && e.value.Kind == yaml.ScalarNode && redactDSN(e.value.Value) != e.value.Value) {
+			if isSecretSetting(k) || (k == "catalog" && e.value.Kind == yaml.ScalarNode && catalog.RedactDSN(e.value.Value) != e.value.Value) {
 				return true
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/weirdata/weir/catalog"
 )
 
 // clearWeirEnv unsets every WEIR_* variable for the test, so the machine's
@@ -253,7 +254,7 @@ alert-webhook:
 		assert.Equal(t, src, got.get(t, key).Source, key)
 	}
 	assert.Equal(t, "", os.Getenv("WEIR_GOSSIP_KEY"), "config print exports nothing")
-	assert.Equal(t, "host=db user=weir password=xxxxx dbname=weir", redactDSN("host=db user=weir password=s3cret dbname=weir"))
+	assert.Equal(t, "host=db user=weir password=xxxxx dbname=weir", catalog.RedactDSN("host=db user=weir password=s3cret dbname=weir"))
 }
 
 func TestSuggest(t *testing.T) {

@@ -131,7 +131,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		return err
 	}
 	out := g.main.Stdout
-	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, redactDSN(f.catalog), f.region)
+	fmt.Fprintf(out, "Weir dev is listening on %s (catalog %s, region %s)\n", url, catalog.RedactDSN(f.catalog), f.region)
 	if token != "" {
 		fmt.Fprintf(out, "Admin API token (shown once, also in %s):\n  %s\n", filepath.Join(dataDir, AdminTokenFile), token)
 	}

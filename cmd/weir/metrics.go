@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -37,9 +38,12 @@ type authenticator interface {
 	Authenticate(ctx context.Context, raw string) (*catalog.Principal, error)
 }
 
-// metricsHandler serves reg to callers with the API token of any enabled
-// user (Authorization: Bearer <token>); others get 401, and 503 when the
-// catalog cannot tell.
+// metricsHandler serves reg to callers with the API token of an enabled
+// user (Authorization: Bearer <token>) allowed to read everything: the
+// admin role, or an entitlement to read "*" (from the caller's network when
+// it lists networks), since the metrics name every mapping and host. A
+// missing or refused token gets 401, a user without that entitlement 403,
+// and 503 when the catalog cannot tell.
 func metricsHandler(reg *prometheus.Registry, auth authenticator, log *slog.Logger) http.Handler {
 	serve := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), Timeout: 30 * time.Second})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +61,8 @@ func metricsHandler(reg *prometheus.Registry, auth authenticator, log *slog.Logg
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		if _, err := auth.Authenticate(ctx, token); err != nil {
+		p, err := auth.Authenticate(ctx, token)
+		if err != nil {
 			if errors.Is(err, catalog.ErrUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="weir", error="invalid_token"`)
 				writeMetricsError(w, http.StatusUnauthorized, "unauthenticated", "unauthenticated: the token is unknown, expired or revoked, or its user disabled")
@@ -67,8 +72,23 @@ func metricsHandler(reg *prometheus.Registry, auth authenticator, log *slog.Logg
 			writeMetricsError(w, http.StatusServiceUnavailable, "unavailable", "the catalog does not answer; try again")
 			return
 		}
+		if !p.Allowed(catalog.ActionRead, "*", remoteAddr(r)) {
+			writeMetricsError(w, http.StatusForbidden, "forbidden",
+				fmt.Sprintf("forbidden: user %s may not read the metrics, which name every mapping and host; grant it read on \"*\" (or the admin role)", p.User.Name))
+			return
+		}
 		serve.ServeHTTP(w, r)
 	})
+}
+
+// remoteAddr is the TCP peer's address (the metrics listener trusts no
+// proxy), the zero Addr when it cannot be parsed.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // writeMetricsError answers with the API's error body.

@@ -288,7 +288,18 @@ func TestMetricsHandlerRefusals(t *testing.T) {
 	auth := authFunc(func(_ context.Context, raw string) (*catalog.Principal, error) {
 		switch raw {
 		case "good":
-			return &catalog.Principal{User: catalog.User{Name: "viewer", Role: catalog.RoleViewer}}, nil
+			return &catalog.Principal{User: catalog.User{Name: "monitoring", Role: catalog.RoleViewer},
+				Entitlements: []catalog.Entitlement{{Action: catalog.ActionRead, Resource: "*"}}}, nil
+		case "admin":
+			return &catalog.Principal{User: catalog.User{Name: "ada", Role: catalog.RoleAdmin}}, nil
+		case "narrow":
+			// A viewer who may read one mapping only: the metrics name them all.
+			return &catalog.Principal{User: catalog.User{Name: "vic", Role: catalog.RoleViewer},
+				Entitlements: []catalog.Entitlement{{Action: catalog.ActionRead, Resource: "mapping:demo-trades"}}}, nil
+		case "elsewhere":
+			// Read on everything, but only from another network.
+			return &catalog.Principal{User: catalog.User{Name: "eve", Role: catalog.RoleViewer},
+				Entitlements: []catalog.Entitlement{{Action: catalog.ActionRead, Resource: "*", CIDRs: catalog.NewJSON([]string{"10.9.0.0/16"})}}}, nil
 		case "down":
 			return nil, catalogDown
 		}
@@ -302,6 +313,9 @@ func TestMetricsHandlerRefusals(t *testing.T) {
 	}{
 		{"GET", "Bearer good", 200, ""},
 		{"HEAD", "Bearer good", 200, ""},
+		{"GET", "Bearer admin", 200, ""},
+		{"GET", "Bearer narrow", 403, "forbidden"},
+		{"GET", "Bearer elsewhere", 403, "forbidden"},
 		{"GET", "", 401, "unauthenticated"},
 		{"GET", "Basic Z29vZA==", 401, "unauthenticated"},
 		{"GET", "Bearer ", 401, "unauthenticated"},
