@@ -42,6 +42,7 @@ func TestCommandsAreAdminOnlyAndValidated(t *testing.T) {
 			{"bad name", map[string]any{"name": "Side Car", "node": "w1", "argv": []string{"/bin/true"}}, broker.CodeInvalid, "name"},
 			{"no node", map[string]any{"name": "x", "argv": []string{"/bin/true"}}, broker.CodeInvalid, "node"},
 			{"env value", map[string]any{"name": "x", "node": "w1", "argv": []string{"/bin/true"}, "env": []string{"TOKEN=s3cret"}}, broker.CodeInvalid, "env[0]"},
+			{"env of Weir's secrets", map[string]any{"name": "x", "node": "w1", "argv": []string{"/bin/true"}, "env": []string{"WEIR_ADMIN_TOKEN"}}, broker.CodeInvalid, "env[0]"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

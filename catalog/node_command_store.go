@@ -37,6 +37,10 @@ const (
 	nodeCommandNodeIDMax = 128
 )
 
+// nodeCommandEnvReserved starts the names of Weir's own settings, which hold
+// the node's secrets: a command's environment allow-list never names them.
+const nodeCommandEnvReserved = "WEIR_"
+
 var (
 	// nodeCommandNameRE is a command's name: it becomes the name of the
 	// service the monitor runs (the monitor's service names).
@@ -70,7 +74,9 @@ type NodeCommand struct {
 
 // Validate checks a node command: a service name, a node ID or "*", argv
 // whose first entry is an absolute, clean path, no NUL byte anywhere, and
-// environment variable names.
+// environment variable names, none of Weir's own (WEIR_*). Where the
+// executable lives is the node's to check: it runs only executables inside
+// its --catalog-commands directory.
 func (c *NodeCommand) Validate() error {
 	if !nodeCommandNameRE.MatchString(c.Name) {
 		return Invalid("name", "%q is not a command name: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", c.Name)
@@ -106,6 +112,9 @@ func (c *NodeCommand) Validate() error {
 	for i, n := range c.Env.V {
 		if !envNameRE.MatchString(n) {
 			return Invalid(fmt.Sprintf("env[%d]", i), "%q is not an environment variable name: env lists the names of the node's variables passed on, never values", n)
+		}
+		if strings.HasPrefix(strings.ToUpper(n), nodeCommandEnvReserved) {
+			return Invalid(fmt.Sprintf("env[%d]", i), "%q is Weir's own setting (such as WEIR_ADMIN_TOKEN or WEIR_CATALOG_DSN): a node never passes %s* variables to its commands; name another variable", n, nodeCommandEnvReserved)
 		}
 	}
 	return nil

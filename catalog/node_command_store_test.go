@@ -79,6 +79,16 @@ func TestNodeCommandValidation(t *testing.T) {
 			c.Env = catalog.NewJSON([]string{"PASSWORD=hunter2"})
 			return c
 		}(), "env[0]"},
+		{"one of Weir's own settings", func() *catalog.NodeCommand {
+			c := nodeCommand("w1", "sync", "/bin/true")
+			c.Env = catalog.NewJSON([]string{"LANG", "WEIR_ADMIN_TOKEN"})
+			return c
+		}(), "env[1]"},
+		{"Weir's own settings in any case", func() *catalog.NodeCommand {
+			c := nodeCommand("w1", "sync", "/bin/true")
+			c.Env = catalog.NewJSON([]string{"weir_catalog_dsn"})
+			return c
+		}(), "env[0]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,4 +98,7 @@ func TestNodeCommandValidation(t *testing.T) {
 		})
 	}
 	require.NoError(t, nodeCommand(catalog.NodeCommandAllNodes, "exporter.v2", "/opt/exporter", "--port", "9100").Validate())
+	ok := nodeCommand("w1", "sync", "/bin/true")
+	ok.Env = catalog.NewJSON([]string{"NOT_WEIR_X", "WEIRD"})
+	require.NoError(t, ok.Validate(), "only the WEIR_ prefix is reserved")
 }

@@ -58,8 +58,12 @@ type SupervisorConfig struct {
 	// Commands, when set, is where the supervisor reads the node's
 	// commands from the catalog, every CommandsInterval: it starts the new
 	// ones and stops those deleted or disabled, next to the services added
-	// with Add and AddCommand.
+	// with Add and AddCommand. It runs only commands whose executable
+	// resolves (symbolic links followed) to a file inside CommandsDir, which
+	// Commands requires: the catalog's admins choose among the programs the
+	// host's own administrator put there, never any program of the host.
 	Commands         CommandSource
+	CommandsDir      string
 	CommandsInterval time.Duration
 }
 
@@ -94,6 +98,8 @@ func (c SupervisorConfig) validate() error {
 		return catalog.Invalid("backoff_min", "%s is more than backoff_max %s", c.BackoffMin, c.BackoffMax)
 	case c.StopTimeout <= c.KillGrace:
 		return catalog.Invalid("stop_timeout", "%s must exceed kill_grace %s, so that commands are killed before Run gives up on them", c.StopTimeout, c.KillGrace)
+	case c.Commands != nil && c.CommandsDir == "":
+		return catalog.Invalid("commands_dir", "the node runs catalog commands only from a directory of executables: give one")
 	}
 	return nil
 }
@@ -166,6 +172,9 @@ type unit struct {
 	fromCatalog bool
 	stop        context.CancelFunc
 	exited      chan struct{}
+	// refused, for a catalog command, is why it is not run: the unit only
+	// records that in its row and is never started (done is set).
+	refused string
 	// restarted is set while the restart alert is open; resolveRestart
 	// when it is to resolve.
 	restarted, resolveRestart bool
@@ -187,6 +196,11 @@ type Supervisor struct {
 	// conflicts are the catalog commands whose names a service added
 	// otherwise holds, logged once each.
 	conflicts map[string]bool
+	// commandsDir is CommandsDir, absolute with its symbolic links resolved.
+	commandsDir string
+	// invalid are the catalog commands (by ID) not run because they are
+	// invalid, with the reason last logged.
+	invalid map[int64]string
 }
 
 // NewSupervisor returns a Supervisor of cfg.NodeID's services; add them with
@@ -196,7 +210,15 @@ func NewSupervisor(cfg SupervisorConfig, store SupervisorStore) (*Supervisor, er
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Supervisor{cfg: cfg, store: store, log: cfg.Logger.With(slog.String("node", cfg.NodeID)), wake: make(chan struct{}, 1)}, nil
+	s := &Supervisor{cfg: cfg, store: store, log: cfg.Logger.With(slog.String("node", cfg.NodeID)), wake: make(chan struct{}, 1)}
+	if cfg.Commands != nil {
+		dir, err := ResolveCommandsDir(cfg.CommandsDir)
+		if err != nil {
+			return nil, err
+		}
+		s.commandsDir = dir
+	}
+	return s, nil
 }
 
 // Add registers an in-process service. Names are unique per supervisor; a

@@ -160,7 +160,7 @@ func runAgent(ctx context.Context, f *serviceFlags, a *agentFlags) error {
 		return fail(err)
 	}
 	node := f.node()
-	s, err := newStack(log, store, node, f.region, 0)
+	s, err := newStack(log, store, node, f.region, 0, f.catalogCommands)
 	if err != nil {
 		return fail(err)
 	}

@@ -23,8 +23,8 @@ import (
 // The caller authenticates with its node token (catalog.IssueNodeToken),
 // which the called agent accepts (nodeAuth) and audits as "node:<caller>".
 
-// ServiceNodeToken is the service that rotates the node's token and
-// revokes it when the node stops.
+// ServiceNodeToken is the service that rotates the node's token; the
+// stack revokes the token once every service stopped (stack.serve).
 const ServiceNodeToken = "node-token"
 
 // Bounds of the calls to other nodes' agents.
@@ -39,24 +39,36 @@ const (
 	// tokenRevokeTimeout bounds the issue of the node's token at start and
 	// its revocation at stop.
 	tokenRevokeTimeout = 5 * time.Second
+	// tokenRetryBackoff is how soon a failed replacement of the node's
+	// token is tried again (sooner when the token expires before).
+	tokenRetryBackoff = time.Minute
 )
+
+// nodeTokenStore is what the node's token needs of the catalog.
+type nodeTokenStore interface {
+	IssueNodeToken(ctx context.Context, p catalog.IssueNodeTokenParams) (string, *catalog.NodeToken, error)
+	RevokeNodeTokens(ctx context.Context, node string) (int64, error)
+}
 
 // nodeToken is the node's credential toward the other nodes' agents: a
 // catalog node token, issued at start, replaced at half its life and
-// revoked when the node stops. Its secret stays in memory.
+// revoked once the node's services stopped. Its secret stays in memory.
 type nodeToken struct {
-	store  *catalog.Store
-	node   string
-	ttl    time.Duration
-	log    *slog.Logger
-	secret atomic.Pointer[string]
-	id     atomic.Int64
+	store nodeTokenStore
+	node  string
+	ttl   time.Duration
+	// retry is the pause before trying again a replacement that failed.
+	retry   time.Duration
+	log     *slog.Logger
+	secret  atomic.Pointer[string]
+	id      atomic.Int64
+	expires atomic.Int64 // the current token's expiry, Unix nanoseconds
 }
 
 // newNodeToken issues the node's token, replacing those of an earlier life
 // of the node.
-func newNodeToken(ctx context.Context, store *catalog.Store, node string, ttl time.Duration, log *slog.Logger) (*nodeToken, error) {
-	t := &nodeToken{store: store, node: node, ttl: ttl, log: log}
+func newNodeToken(ctx context.Context, store nodeTokenStore, node string, ttl time.Duration, log *slog.Logger) (*nodeToken, error) {
+	t := &nodeToken{store: store, node: node, ttl: ttl, retry: tokenRetryBackoff, log: log}
 	if t.ttl <= 0 {
 		t.ttl = catalog.NodeTokenTTLDefault
 	}
@@ -83,33 +95,58 @@ func (t *nodeToken) rotate(ctx context.Context) error {
 	}
 	t.secret.Store(&secret)
 	t.id.Store(tok.ID)
+	t.expires.Store(tok.ExpiresAt.UnixNano())
 	t.log.Info("node token issued", slog.Int64("node_token_id", tok.ID), slog.Time("expires_at", tok.ExpiresAt))
 	return nil
 }
 
-// Run replaces the token at half its life until ctx ends, then revokes
-// every token of the node.
+// retryAfter is the pause before trying again a replacement that failed:
+// the retry backoff, but at most half the time the current token has left,
+// so that a few tries fit before it expires.
+func (t *nodeToken) retryAfter(now time.Time) time.Duration {
+	d := t.retry
+	if half := time.Unix(0, t.expires.Load()).Sub(now) / 2; half > 0 && half < d {
+		d = max(half, min(time.Second, t.retry))
+	}
+	return d
+}
+
+// Run replaces the token at half its life until ctx ends; a replacement
+// that failed is tried again after a short pause (retryAfter). It does not
+// revoke the token: the worker may still call agents while it drains its
+// runs, so the stack revokes it once every service stopped (revoke).
 func (t *nodeToken) Run(ctx context.Context) error {
-	tick := time.NewTicker(t.ttl / 2)
-	defer tick.Stop()
+	timer := time.NewTimer(t.ttl / 2)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenRevokeTimeout)
-			defer cancel()
-			n, err := t.store.RevokeNodeTokens(rctx, t.node)
-			if err != nil {
-				t.log.Warn("could not revoke the node's token; it expires by itself", slog.String("error", err.Error()))
+			return nil
+		case <-timer.C:
+		}
+		next := t.ttl / 2
+		if err := t.rotate(ctx); err != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
-			t.log.Info("node token revoked", slog.Int64("tokens", n))
-			return nil
-		case <-tick.C:
-			if err := t.rotate(ctx); err != nil && ctx.Err() == nil {
-				t.log.Warn("could not replace the node's token; keeping the current one", slog.String("error", err.Error()))
-			}
+			next = t.retryAfter(time.Now())
+			t.log.Warn("could not replace the node's token; keeping the current one and trying again",
+				slog.String("error", err.Error()), slog.Duration("retry_in", next))
 		}
+		timer.Reset(next)
 	}
+}
+
+// revoke revokes every token of the node: the node stopped calling agents.
+func (t *nodeToken) revoke(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenRevokeTimeout)
+	defer cancel()
+	n, err := t.store.RevokeNodeTokens(rctx, t.node)
+	if err != nil {
+		t.log.Warn("could not revoke the node's token; it expires by itself", slog.String("error", err.Error()))
+		return
+	}
+	t.log.Info("node token revoked", slog.Int64("tokens", n))
 }
 
 // addNodeToken issues the node's token (once per process) and supervises

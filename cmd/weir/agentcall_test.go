@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -363,8 +364,8 @@ func TestLeaderProbesStaleSystemsThroughTheirAgent(t *testing.T) {
 }
 
 // TestNodeTokenRotation: a running node replaces its token at half its
-// life, the replaced one staying valid for calls in flight, and revokes
-// them all when it stops.
+// life, the replaced one staying valid for calls in flight; its tokens stay
+// valid once Run returned, until revoke.
 func TestNodeTokenRotation(t *testing.T) {
 	w := newAgentWorld(t)
 	ctx := context.Background()
@@ -382,11 +383,100 @@ func TestNodeTokenRotation(t *testing.T) {
 	}
 	cancel()
 	require.NoError(t, <-done)
+	_, _, err = w.store.AuthenticateNode(ctx, tok.Secret())
+	require.NoError(t, err, "the token is revoked by the stack, once its services stopped")
+	tok.revoke(ctx)
 	live, err := w.store.LiveNodeTokens(ctx, "w2")
 	require.NoError(t, err)
 	require.Zero(t, live, "the stopped node's tokens are still valid")
 	_, _, err = w.store.AuthenticateNode(ctx, tok.Secret())
 	require.ErrorIs(t, err, catalog.ErrUnauthenticated)
+}
+
+// flakyTokenStore fails the next fail issues of a node token.
+type flakyTokenStore struct {
+	nodeTokenStore
+	fail   atomic.Int32
+	issued atomic.Int32
+}
+
+func (f *flakyTokenStore) IssueNodeToken(ctx context.Context, p catalog.IssueNodeTokenParams) (string, *catalog.NodeToken, error) {
+	if f.fail.Add(-1) >= 0 {
+		return "", nil, errors.New("catalog unreachable")
+	}
+	f.issued.Add(1)
+	return f.nodeTokenStore.IssueNodeToken(ctx, p)
+}
+
+// TestNodeTokenRotationRetriesSoon: a replacement that failed is tried
+// again after a short pause, not half a life later (when the token would
+// have expired).
+func TestNodeTokenRotationRetriesSoon(t *testing.T) {
+	w := newAgentWorld(t)
+	ctx := context.Background()
+	store := &flakyTokenStore{nodeTokenStore: w.store}
+	const ttl = 6 * time.Second
+	tok, err := newNodeToken(ctx, store, "w3", ttl, w.log)
+	require.NoError(t, err)
+	tok.retry = 100 * time.Millisecond
+	first := tok.Secret()
+	store.fail.Store(2) // the first replacement and its first retry fail
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- tok.Run(rctx) }()
+	require.Eventually(t, func() bool { return tok.Secret() != first }, ttl*3/4, 10*time.Millisecond,
+		"the token was not replaced soon after a failed replacement")
+	require.Less(t, time.Since(start), ttl*3/4)
+	require.EqualValues(t, 2, store.issued.Load(), "issued at start, then once again")
+	_, _, err = w.store.AuthenticateNode(ctx, tok.Secret())
+	require.NoError(t, err)
+	cancel()
+	require.NoError(t, <-done)
+
+	// The retry never waits past the current token's expiry.
+	tok.expires.Store(time.Now().Add(10 * time.Second).UnixNano())
+	tok.retry = time.Minute
+	require.InDelta(t, 5*time.Second, tok.retryAfter(time.Now()), float64(100*time.Millisecond))
+	tok.expires.Store(time.Now().Add(-time.Second).UnixNano())
+	require.Equal(t, time.Minute, tok.retryAfter(time.Now()), "an expired token: the usual pause")
+}
+
+// TestNodeTokenValidWhileServicesDrain: the node's token is revoked only
+// once the stack's services stopped, so that a worker draining its runs
+// still authenticates to other agents.
+func TestNodeTokenValidWhileServicesDrain(t *testing.T) {
+	dsn := catalogtest.NewSQLiteDSN(t)
+	check := catalogtest.OpenConfig(t, catalog.StoreConfig{DSN: dsn})
+	ctx := context.Background()
+	store, err := catalog.Open(ctx, catalog.StoreConfig{DSN: dsn})
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	s, err := newStack(log, store, "w9", agentRegion, 0, "")
+	require.NoError(t, err)
+	tok, err := s.addNodeToken()
+	require.NoError(t, err)
+	authed := make(chan error, 1)
+	require.NoError(t, s.add("drainer", func() (func(context.Context) error, error) {
+		return func(ctx context.Context) error {
+			<-ctx.Done()
+			time.Sleep(300 * time.Millisecond) // drains its runs, calling agents
+			_, _, err := check.AuthenticateNode(context.Background(), tok.Secret())
+			authed <- err
+			return nil
+		}, nil
+	}))
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- s.serve(sctx) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	require.NoError(t, <-served)
+	require.NoError(t, <-authed, "the token was revoked while a service still drained")
+	live, err := check.LiveNodeTokens(ctx, "w9")
+	require.NoError(t, err)
+	require.Zero(t, live, "the stopped node's token is still valid")
 }
 
 func TestAgentCallRetryable(t *testing.T) {

@@ -108,7 +108,7 @@ func startEmbedded(ctx context.Context, f *serviceFlags) (*client.Client, func()
 		return nil, nil, err
 	}
 	node := "bench-" + fmt.Sprint(os.Getpid())
-	s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL))
+	s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL), "")
 	if err != nil {
 		_ = store.Close()
 		_ = os.RemoveAll(tmp)

@@ -22,7 +22,10 @@ the monitor starts a new one within seconds, restarts it when it dies, and
 stops it once it is deleted. A command is executed directly, never through
 a shell: give the executable's absolute path, then each argument. --env
 names variables of the node's own environment passed to it (values never
-reach the catalog).`,
+reach the catalog; WEIR_* names are refused). A node runs these commands
+only when started with --catalog-commands DIR, and only those whose
+executable, links followed, is inside DIR; the others show as failed in
+weir nodes show, with the reason.`,
 		Example: `  weir nodes commands add --node w1 --name sync -- /usr/bin/rsync --daemon --no-detach
   weir nodes commands add --node '*' --name exporter --env EXPORTER_TOKEN -- /opt/exporter --port 9100
   weir nodes commands list --node w1

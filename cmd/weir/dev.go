@@ -108,7 +108,7 @@ func runDev(ctx context.Context, g *globals, f *serviceFlags) error {
 		return err
 	}
 	node := f.devNode()
-	s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL))
+	s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL), f.catalogCommands)
 	if err != nil {
 		_ = store.Close()
 		return err

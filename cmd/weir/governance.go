@@ -44,6 +44,9 @@ func (f *serviceFlags) bindNode(cmd *cobra.Command, diskDefault string) {
 		"time between two samples of this host's CPU, memory, disk and network (env WEIR_SAMPLE_INTERVAL)")
 	fl.StringArrayVar(&f.commands, "command", envList("WEIR_COMMANDS", func(s string) []string { return strings.Split(s, ";") }),
 		"external command this node runs and restarts when it dies: name=/abs/path[,arg,...]; repeat for several (env WEIR_COMMANDS, ';'-separated)")
+	fl.StringVar(&f.catalogCommands, "catalog-commands", os.Getenv("WEIR_CATALOG_COMMANDS"),
+		"directory of executables: the node also runs the commands registered for it in the catalog (weir nodes commands) whose executable, links followed, is a file inside it; "+
+			"without it the node runs none (env WEIR_CATALOG_COMMANDS). Put there only programs any API admin may start on this host")
 	f.gossip.bindFlags(cmd, f)
 }
 
@@ -119,6 +122,12 @@ func (f *serviceFlags) checkNode() error {
 	}
 	if _, err := parseCommands(f.commands); err != nil {
 		return err
+	}
+	if f.catalogCommands != "" {
+		if _, err := monitor.ResolveCommandsDir(f.catalogCommands); err != nil {
+			return withHint(fmt.Errorf("bad --catalog-commands %q: %w", f.catalogCommands, err),
+				"give a directory that exists and holds only the executables the catalog's admins may run on this host, or leave it out to run none")
+		}
 	}
 	return f.gossip.check()
 }

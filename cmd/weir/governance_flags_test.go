@@ -38,6 +38,9 @@ func TestNodeFlagsRefusedPrecisely(t *testing.T) {
 		{[]string{"worker", "--command", "x=/no/such/tool"}, "bad --command x: stat /no/such/tool: no such file or directory"},
 		{[]string{"worker", "--command", "x=" + plain}, "is not an executable file"},
 		{[]string{"worker", "--command", "x=" + exe, "--command", "x=" + exe + ",-v"}, "two commands are named x"},
+		{[]string{"worker", "--catalog-commands", "/no/such/dir"}, `bad --catalog-commands "/no/such/dir"`},
+		{[]string{"agent", "--systems", "a", "--catalog-commands", plain}, "is not a directory"},
+		{[]string{"dev", "--catalog-commands", exe}, "is not a directory"},
 		{[]string{"worker", "--disk-path", "/no/such/dir"}, `bad --disk-path "/no/such/dir": not a directory on this host`},
 		{[]string{"worker", "--slots", "0"}, "--slots and --threads must be at least 1"},
 		{[]string{"worker", "--high-load", "0"}, "bad --high-load 0: must be a positive number"},
@@ -70,6 +73,12 @@ func TestNodeFlagsFromEnvironment(t *testing.T) {
 	code, stderr = runWeir(t, "worker", "--catalog", "postgres://nobody@127.0.0.1:1/none")
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, stderr, "bad --command b: stat /nope")
+
+	t.Setenv("WEIR_COMMANDS", "")
+	t.Setenv("WEIR_CATALOG_COMMANDS", "/no/such/dir")
+	code, stderr = runWeir(t, "server", "--catalog", "postgres://nobody@127.0.0.1:1/none")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, stderr, `bad --catalog-commands "/no/such/dir"`)
 }
 
 func TestParseCommands(t *testing.T) {

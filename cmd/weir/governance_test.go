@@ -676,17 +676,28 @@ func calmHostsAPI(t *testing.T, a api) {
 }
 
 // TestCatalogCommandRunsOnItsNode: an admin registers an external command
-// for w1 with `weir nodes commands add`; w1's monitor starts it (a real
-// process), the services table shows it; a non-admin is refused; once the
+// for w1 with `weir nodes commands add`; w1, started with --catalog-commands,
+// starts it (a real process), the services table shows it; a non-admin is
+// refused; a command outside w1's directory (a shell) is not run, its row
+// says why; the server, started without the flag, runs none; once the
 // command is deleted the monitor stops it and its row goes.
 func TestCatalogCommandRunsOnItsNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
 	t.Parallel()
+	dir := t.TempDir()
+	b, err := os.ReadFile("/bin/sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sleep"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sleep := filepath.Join(dir, "sleep")
 	c := newCluster(t)
 	c.startServer("s1")
-	c.startWorker("w1")
+	c.startWorker("w1", "--catalog-commands", dir)
 	c.waitWorkers(1)
 	base := c.bases["s1"]
 
@@ -698,7 +709,7 @@ func TestCatalogCommandRunsOnItsNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	add := []string{"nodes", "commands", "add", "--node", "w1", "--name", "napper", "--", "/bin/sleep", "3600"}
+	add := []string{"nodes", "commands", "add", "--node", "w1", "--name", "napper", "--", sleep, "3600"}
 	if out, code := weirCLI(t, base, opsToken, add...); code == 0 || !strings.Contains(out, "403") && !strings.Contains(strings.ToLower(out), "forbidden") {
 		t.Fatalf("a non-admin registered a command: exit %d\n%s", code, out)
 	}
@@ -709,11 +720,30 @@ func TestCatalogCommandRunsOnItsNode(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "registered for node w1") {
 		t.Fatalf("weir nodes commands add: exit %d\n%s", code, out)
 	}
+	for _, args := range [][]string{
+		{"--node", "w1", "--name", "shell", "--", "/bin/sh", "-c", "sleep 3600"},
+		{"--node", "*", "--name", "everywhere", "--", sleep, "3600"},
+	} {
+		if out, code := weirCLI(t, base, c.token, append([]string{"nodes", "commands", "add"}, args...)...); code != 0 {
+			t.Fatalf("weir nodes commands add %v: exit %d\n%s", args, code, out)
+		}
+	}
 	var sv *catalog.Service
-	waitFor(t, 40*time.Second, "napper started by w1's monitor", func() bool {
+	waitFor(t, 40*time.Second, "napper and everywhere started by w1's monitor, shell refused", func() bool {
 		sv = c.service("w1", "napper")
-		return sv != nil && sv.Status == catalog.ServiceRunning && sv.PID > 0 && sv.Kind == catalog.ServiceCommand
+		e, sh := c.service("w1", "everywhere"), c.service("w1", "shell")
+		return sv != nil && sv.Status == catalog.ServiceRunning && sv.PID > 0 && sv.Kind == catalog.ServiceCommand &&
+			e != nil && e.Status == catalog.ServiceRunning && sh != nil && sh.Status == catalog.ServiceFailed
 	})
+	if sh := c.service("w1", "shell"); sh.PID != 0 || !strings.Contains(sh.LastError, "outside this node's catalog commands directory") {
+		t.Fatalf("the shell command: %+v", sh)
+	}
+	if e := c.service("s1", "everywhere"); e != nil {
+		t.Fatalf("the server, started without --catalog-commands, runs a catalog command: %+v", e)
+	}
+	if out := c.servers["s1"].out.String(); strings.Contains(out, "running the catalog's commands") {
+		t.Fatal("the server reads the catalog's commands without --catalog-commands")
+	}
 	if err := syscall.Kill(sv.PID, 0); err != nil {
 		t.Fatalf("napper (pid %d) is not running: %v", sv.PID, err)
 	}
@@ -721,7 +751,7 @@ func TestCatalogCommandRunsOnItsNode(t *testing.T) {
 		Commands []client.NodeCommand `json:"commands"`
 	}
 	weirJSON(t, base, c.token, &list, "nodes", "commands", "list", "--node", "w1")
-	if len(list.Commands) != 1 || list.Commands[0].Name != "napper" {
+	if len(list.Commands) != 3 || list.Commands[0].Name != "napper" {
 		t.Fatalf("weir nodes commands list: %+v", list.Commands)
 	}
 	if out, code := weirCLI(t, base, c.token, "nodes", "commands", "delete", strconv.FormatInt(list.Commands[0].ID, 10)); code != 0 {

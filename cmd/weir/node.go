@@ -50,14 +50,22 @@ type stack struct {
 
 // newStack returns the stack of node, whose supervisor records the
 // services in the catalog. stopTimeout bounds how long the services may take
-// to stop (the worker drains its runs first).
-func newStack(log *slog.Logger, store *catalog.Store, node, region string, stopTimeout time.Duration) (*stack, error) {
-	// Commands: the node's external commands registered in the catalog
-	// (weir nodes commands), supervised next to its --command flags.
-	sup, err := monitor.NewSupervisor(monitor.SupervisorConfig{NodeID: node, Region: region, Commands: store,
-		StopTimeout: max(stopTimeout, monitor.StopTimeoutDefault), Logger: log.With("component", "monitor")}, store)
+// to stop (the worker drains its runs first). commandsDir is
+// --catalog-commands: when set, the node also runs its external commands
+// registered in the catalog (weir nodes commands) whose executables are
+// inside that directory; when empty it runs none of them.
+func newStack(log *slog.Logger, store *catalog.Store, node, region string, stopTimeout time.Duration, commandsDir string) (*stack, error) {
+	cfg := monitor.SupervisorConfig{NodeID: node, Region: region,
+		StopTimeout: max(stopTimeout, monitor.StopTimeoutDefault), Logger: log.With("component", "monitor")}
+	if commandsDir != "" {
+		cfg.Commands, cfg.CommandsDir = store, commandsDir
+	}
+	sup, err := monitor.NewSupervisor(cfg, store)
 	if err != nil {
 		return nil, fmt.Errorf("configure the monitor: %w", err)
+	}
+	if commandsDir != "" {
+		log.Info("running the catalog's commands for this node", "node", node, "catalog_commands", commandsDir)
 	}
 	reg, err := newRegistry(store)
 	if err != nil {
@@ -94,10 +102,14 @@ func (s *stack) addRun(name string, first func(context.Context) error, fresh fun
 }
 
 // serve runs every service until ctx ends (SIGINT/SIGTERM), restarting those
-// that die, then stops them gracefully, records their final status and
+// that die, then stops them gracefully, records their final status, revokes
+// the node's token (once no service may call an agent with it any more) and
 // closes the catalog.
 func (s *stack) serve(ctx context.Context) error {
 	err := s.sup.Run(ctx)
+	if s.token != nil {
+		s.token.revoke(ctx)
+	}
 	_ = s.store.Close()
 	if err != nil {
 		return err

@@ -48,6 +48,7 @@ type serviceFlags struct {
 	diskPaths        []string
 	sampleInterval   time.Duration
 	commands         []string
+	catalogCommands  string // --catalog-commands: the directory of the catalog commands' executables
 	webhooks         []string
 	alertMinSeverity string
 	agentListen      string
@@ -394,7 +395,7 @@ WEIR_ADMIN_TOKEN, when set, makes sure an admin user with that token exists.`,
 				}
 			}
 			node := f.node()
-			s, err := newStack(log, store, node, f.region, 0)
+			s, err := newStack(log, store, node, f.region, 0, f.catalogCommands)
 			if err != nil {
 				_ = store.Close()
 				return err
@@ -467,7 +468,7 @@ host name is not how others reach it) to let other hosts call it.
 				return err
 			}
 			node := f.node()
-			s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL))
+			s, err := newStack(log, store, node, f.region, workerStopTimeout(f.leaseTTL), f.catalogCommands)
 			if err != nil {
 				_ = store.Close()
 				return err
