@@ -1,10 +1,13 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -12,7 +15,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/weirdata/weir/broker"
 	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/catalog/catalogtest"
 	"github.com/weirdata/weir/web"
 )
 
@@ -136,4 +141,48 @@ func TestTrustedTLSProxyMakesCookiesSecure(t *testing.T) {
 		require.NotNil(t, session)
 		require.Equal(t, c.secure, session.Secure, "proxies %v", c.proxies)
 	}
+}
+
+// gatedStore holds every password verification until release is closed.
+type gatedStore struct {
+	*catalog.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedStore) VerifyPassword(ctx context.Context, name, password string) (*catalog.User, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Store.VerifyPassword(ctx, name, password)
+}
+
+// When the API verifies as many passwords as it allows at once, the
+// sign-in form says to try again (503), not an error page.
+func TestSignInFormWhenTheAPIIsBusy(t *testing.T) {
+	store := catalogtest.Open(t, "sqlite")
+	g := &gatedStore{Store: store, entered: make(chan struct{}, 4), release: make(chan struct{})}
+	b := broker.New(broker.Config{Region: "local", NodeID: "test", Sessions: broker.SessionConfig{MaxConcurrentSignIns: 1}}, g)
+	dash, err := web.New(web.Config{API: b.Handler(), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	st := &stack{t: t, ctx: context.Background(), store: store, srv: httptest.NewServer(dash)}
+	t.Cleanup(st.srv.Close)
+	st.user("olga", catalog.RoleOperator)
+
+	first := st.browser()
+	first.get("/signin")
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := first.post("/signin", url.Values{"csrf_token": {first.csrf}, "username": {"olga"}, "password": {testPassword}})
+		done <- resp
+	}()
+	<-g.entered
+	second := st.browser()
+	second.get("/signin")
+	resp, body := second.post("/signin", url.Values{"csrf_token": {second.csrf}, "username": {"olga"}, "password": {testPassword}})
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Contains(t, body, "Too many sign-ins at once")
+	require.Contains(t, body, `id="username"`, "the form is shown again")
+	close(g.release)
+	require.Equal(t, http.StatusSeeOther, (<-done).StatusCode)
 }
