@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -26,6 +27,91 @@ const ctxAudit = "weir.audit"
 
 // auditWriteTimeout bounds the catalog write of an audit entry.
 const auditWriteTimeout = 2 * time.Second
+
+// Audit log retention and the throttle of unauthenticated denials.
+const (
+	// AuditRetentionDefault is how long audit entries are kept by default.
+	AuditRetentionDefault = 90 * 24 * time.Hour
+	// AuditPruneEveryDefault is how often PruneAudit removes old entries.
+	AuditPruneEveryDefault = time.Hour
+	// auditDenialEvery: requests refused with 401 (no credentials known)
+	// from one address are written at most once per this period; the
+	// next entry counts the ones left out.
+	auditDenialEvery = time.Minute
+	// auditDenialKeysMax bounds the addresses the throttle tracks.
+	auditDenialKeysMax = 10000
+)
+
+// denialThrottle limits the audit entries of unauthenticated requests per address.
+type denialThrottle struct {
+	every time.Duration
+	mu    sync.Mutex
+	keys  map[string]*denialCount
+}
+
+type denialCount struct {
+	last    time.Time // when an entry was last written
+	skipped int       // requests left out since
+}
+
+// admit reports whether the denial of key at now gets an entry, and how
+// many denials of key were left out since the last entry.
+func (d *denialThrottle) admit(key string, now time.Time) (bool, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := d.keys[key]; n != nil {
+		if now.Sub(n.last) < d.every {
+			n.skipped++
+			return false, 0
+		}
+		skipped := n.skipped
+		n.last, n.skipped = now, 0
+		return true, skipped
+	}
+	if len(d.keys) >= auditDenialKeysMax {
+		for k, n := range d.keys {
+			if now.Sub(n.last) >= d.every {
+				delete(d.keys, k) // its left-out count is lost: at most one minute's
+			}
+		}
+		if len(d.keys) >= auditDenialKeysMax {
+			return true, 0 // too many addresses at once: write, never forget an entry
+		}
+	}
+	d.keys[key] = &denialCount{last: now}
+	return true, 0
+}
+
+// PruneAudit removes audit entries older than retention (default
+// AuditRetentionDefault) now and then every period (default
+// AuditPruneEveryDefault) until ctx ends. Several servers may run it: the
+// deletes are idempotent.
+func (s *Server) PruneAudit(ctx context.Context, retention, every time.Duration) error {
+	if retention <= 0 {
+		retention = AuditRetentionDefault
+	}
+	if every <= 0 {
+		every = AuditPruneEveryDefault
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := s.store.DeleteAuditBefore(ctx, s.cfg.Now().Add(-retention))
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			s.log.Warn("cannot prune the audit log", slog.String("error", err.Error()))
+		case n > 0:
+			s.log.Info("pruned the audit log", slog.Int64("entries", n), slog.Duration("retention", retention))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
 
 // auditNote is what a handler adds to its request's audit entry.
 type auditNote struct {
@@ -149,8 +235,16 @@ func (s *Server) auditRequest(c echo.Context, start time.Time, status int) {
 	if action == "" && !denied {
 		return
 	}
+	skipped := 0
 	if action == "" {
 		action = "api.denied"
+		if status == http.StatusUnauthorized && principalOf(c) == nil {
+			ok, n := s.accounts().denials.admit(signInAddrKey(s.ipOf(c)), s.cfg.Now())
+			if !ok {
+				return
+			}
+			skipped = n
+		}
 	}
 	e := &catalog.AuditEntry{
 		At:         s.cfg.Now(),
@@ -162,6 +256,9 @@ func (s *Server) auditRequest(c echo.Context, start time.Time, status int) {
 		DurationMS: time.Since(start).Milliseconds(),
 		ClientIP:   s.ipOf(c).String(),
 		Detail:     req.Method + " " + req.URL.Path,
+	}
+	if skipped > 0 {
+		e.Detail += fmt.Sprintf(" (and %d more unauthenticated requests from this address left out of the audit log)", skipped)
 	}
 	if route == "" || strings.HasSuffix(route, "/*") {
 		e.Target = ""

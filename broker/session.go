@@ -2,16 +2,22 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
@@ -44,7 +50,18 @@ const (
 	// signInNameMax bounds the user name of a sign-in (user names are at
 	// most 128 characters), so that the failure counts stay small.
 	signInNameMax = 128
+	// signInFullWait is the Retry-After of a sign-in refused because the
+	// limiter tracks signInKeysMax keys already.
+	signInFullWait = time.Minute
+	// signInBusyWait is the Retry-After of a sign-in refused because
+	// MaxConcurrentSignIns passwords are being verified.
+	signInBusyWait = time.Second
 )
+
+// SignInConcurrencyDefault is the default of SessionConfig.MaxConcurrentSignIns:
+// two password verifications per usable CPU (each argon2id verification
+// holds 19 MiB and a CPU for tens of milliseconds).
+func SignInConcurrencyDefault() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // Alert keys of sign-in failures: "sign-in-failures:user:NAME" and "sign-in-failures:ip:ADDR".
 const AlertKeySignInFailures = "sign-in-failures:"
@@ -58,6 +75,10 @@ type SessionConfig struct {
 	FailureLimit int
 	// FailureWindow is the window of FailureLimit (default SignInFailureWindowDefault).
 	FailureWindow time.Duration
+	// MaxConcurrentSignIns bounds the password verifications running at
+	// once; beyond it sign-ins are answered 503 with Retry-After (default
+	// SignInConcurrencyDefault()).
+	MaxConcurrentSignIns int
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -71,6 +92,9 @@ func (c SessionConfig) WithDefaults() SessionConfig {
 	if c.FailureWindow <= 0 {
 		c.FailureWindow = SignInFailureWindowDefault
 	}
+	if c.MaxConcurrentSignIns <= 0 {
+		c.MaxConcurrentSignIns = SignInConcurrencyDefault()
+	}
 	return c
 }
 
@@ -79,6 +103,7 @@ func (c SessionConfig) WithDefaults() SessionConfig {
 type AccountStore interface {
 	SetPassword(ctx context.Context, userID int64, password string) error
 	VerifyPassword(ctx context.Context, name, password string) (*catalog.User, error)
+	GetUserByName(ctx context.Context, name string) (*catalog.User, error)
 	CreateSession(ctx context.Context, p catalog.CreateSessionParams) (string, *catalog.Session, error)
 	AuthenticateSession(ctx context.Context, raw string) (*catalog.Principal, *catalog.Session, error)
 	DeleteSession(ctx context.Context, raw string) error
@@ -93,6 +118,7 @@ type AccountStore interface {
 	ListGroupEntitlements(ctx context.Context, groupID int64) ([]catalog.Entitlement, error)
 
 	InsertAudit(ctx context.Context, e *catalog.AuditEntry) error
+	DeleteAuditBefore(ctx context.Context, before time.Time) (int64, error)
 	ListAudit(ctx context.Context, f catalog.AuditFilter) ([]catalog.AuditEntry, int64, error)
 }
 
@@ -101,6 +127,8 @@ type accountState struct {
 	once        sync.Once
 	cfg         SessionConfig
 	limiter     *signInLimiter
+	verifying   chan struct{} // a slot per password verification running
+	denials     *denialThrottle
 	mu          sync.Mutex
 	lastCleanup time.Time
 }
@@ -110,6 +138,8 @@ func (s *Server) accounts() *accountState {
 	a.once.Do(func() {
 		a.cfg = s.cfg.Sessions.WithDefaults()
 		a.limiter = &signInLimiter{limit: a.cfg.FailureLimit, window: a.cfg.FailureWindow, keys: map[string][]time.Time{}}
+		a.verifying = make(chan struct{}, a.cfg.MaxConcurrentSignIns)
+		a.denials = &denialThrottle{every: auditDenialEvery, keys: map[string]*denialCount{}}
 	})
 	return a
 }
@@ -138,9 +168,14 @@ func (l *signInLimiter) prune(key string, now time.Time) []time.Time {
 	return ts
 }
 
-// wait returns how long the caller must wait before a key of keys may try
-// again (0: now).
-func (l *signInLimiter) wait(keys []string, now time.Time) time.Duration {
+// attempt counts a password attempt for every key of keys before the
+// password is verified, so that parallel attempts cannot all pass the
+// check. It returns how long the caller must wait instead (0: go on, the
+// attempt is counted) and, when counted, the keys that just reached the
+// limit. A key that is new while the limiter tracks signInKeysMax keys
+// waits signInFullWait: keys tracked already are never dropped, or spraying
+// new names would reset a victim's count.
+func (l *signInLimiter) attempt(keys []string, now time.Time) (time.Duration, []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var d time.Duration
@@ -150,42 +185,99 @@ func (l *signInLimiter) wait(keys []string, now time.Time) time.Duration {
 			d = max(d, ts[len(ts)-l.limit].Add(l.window).Sub(now))
 		}
 	}
-	return d
-}
-
-// fail records a refused sign-in and returns the keys that just reached the limit.
-func (l *signInLimiter) fail(keys []string, now time.Time) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.keys) >= signInKeysMax {
+	if d > 0 {
+		return d, nil
+	}
+	var fresh int
+	for _, k := range keys {
+		if _, ok := l.keys[k]; !ok {
+			fresh++
+		}
+	}
+	if fresh > 0 && len(l.keys)+fresh > signInKeysMax {
 		for k := range l.keys {
 			l.prune(k, now)
 		}
-		for k := range l.keys { // still full: forget arbitrary keys
-			if len(l.keys) < signInKeysMax {
-				break
-			}
-			delete(l.keys, k)
+		if len(l.keys)+fresh > signInKeysMax {
+			return signInFullWait, nil
 		}
 	}
 	var reached []string
 	for _, k := range keys {
-		ts := append(l.prune(k, now), now)
-		if len(ts) > l.limit {
-			ts = ts[len(ts)-l.limit:]
-		}
+		ts := append(l.keys[k], now)
 		l.keys[k] = ts
 		if len(ts) == l.limit {
 			reached = append(reached, k)
 		}
 	}
-	return reached
+	return 0, reached
+}
+
+// undo takes back the attempt counted for keys at now (a verification
+// that did not happen).
+func (l *signInLimiter) undo(keys []string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		ts := l.keys[k]
+		for i := len(ts) - 1; i >= 0; i-- {
+			if ts[i].Equal(now) {
+				ts = append(ts[:i:i], ts[i+1:]...)
+				break
+			}
+		}
+		if len(ts) == 0 {
+			delete(l.keys, k)
+		} else {
+			l.keys[k] = ts
+		}
+	}
 }
 
 func (l *signInLimiter) clear(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.keys, key)
+}
+
+// signInAddrKey is the limiter key of a client address: an IPv6 address
+// counts by its /64 (one customer's allocation), an IPv4 address alone.
+func signInAddrKey(a netip.Addr) string {
+	if a.Is6() && !a.Is4In6() {
+		if p, err := a.Prefix(64); err == nil {
+			return "ip:" + p.String()
+		}
+	}
+	return "ip:" + a.String()
+}
+
+// validSignInName reports why a typed user name cannot be a user's name, "" when it can.
+func validSignInName(name string) string {
+	switch {
+	case len(name) > signInNameMax:
+		return fmt.Sprintf("must be at most %d characters", signInNameMax)
+	case !utf8.ValidString(name) || strings.ContainsRune(name, utf8.RuneError):
+		return "must be valid UTF-8" // JSON decoding turns invalid bytes into U+FFFD
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return "must not contain control characters"
+	}
+	return ""
+}
+
+// typedUser names a typed user name in the audit log, alerts and logs:
+// "user:NAME" when the user exists, else "unknown-user:" and a short
+// hash, since a name that is no user is often a password typed in the
+// wrong field.
+func (s *Server) typedUser(ctx context.Context, name string) string {
+	if _, err := s.store.GetUserByName(ctx, name); err == nil {
+		return "user:" + name
+	}
+	return unknownUser(name)
+}
+
+func unknownUser(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return "unknown-user:" + hex.EncodeToString(h[:4])
 }
 
 // SignInRequest is the body of POST /session.
@@ -213,37 +305,55 @@ func (s *Server) signIn(c echo.Context) error {
 		return err
 	}
 	req.Username = strings.TrimSpace(req.Username)
-	noteAudit(c, auditNote{Target: "user:" + req.Username})
 	if req.Username == "" {
 		return catalog.Invalid("username", "is required")
 	}
-	if len(req.Username) > signInNameMax {
-		return catalog.Invalid("username", "must be at most %d characters", signInNameMax)
+	if why := validSignInName(req.Username); why != "" {
+		noteAudit(c, auditNote{Target: unknownUser(req.Username)})
+		return catalog.Invalid("username", "%s", why)
 	}
+	ctx := c.Request().Context()
+	who := s.typedUser(ctx, req.Username)
+	noteAudit(c, auditNote{Target: who})
 	if req.Password == "" {
 		return catalog.Invalid("password", "is required")
 	}
 	a := s.accounts()
 	now := s.cfg.Now()
-	ip := s.ipOf(c).String()
-	keys := []string{"user:" + req.Username, "ip:" + ip}
-	if d := a.limiter.wait(keys, now); d > 0 {
+	addr := s.ipOf(c)
+	ip := addr.String()
+	keys := []string{"user:" + req.Username, signInAddrKey(addr)}
+	d, reached := a.limiter.attempt(keys, now)
+	if d > 0 {
 		secs := int(math.Ceil(d.Seconds()))
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(secs))
 		return &apiError{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests,
 			Message: fmt.Sprintf("too many refused sign-ins for this user or from this address; try again in %d seconds", secs)}
 	}
-	ctx := c.Request().Context()
+	select {
+	case a.verifying <- struct{}{}:
+	default:
+		a.limiter.undo(keys, now)
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(signInBusyWait.Seconds())))
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "unavailable: too many sign-ins at once; try again in a second"}
+	}
 	u, err := s.store.VerifyPassword(ctx, req.Username, req.Password)
+	<-a.verifying
 	if errors.Is(err, catalog.ErrUnauthenticated) {
-		for _, k := range a.limiter.fail(keys, now) {
+		for _, k := range reached {
+			if strings.HasPrefix(k, "user:") {
+				k = who
+			}
 			s.raiseSignInAlert(c, k, a.cfg)
 		}
 		s.authFailed(c, "", "sign-in refused")
 		return signInRefused()
 	} else if err != nil {
+		a.limiter.undo(keys, now)
 		return fmt.Errorf("sign in: %w", err)
 	}
+	a.limiter.undo(keys[1:], now) // the address keeps only its refused attempts
 	a.limiter.clear("user:" + req.Username)
 	raw, sess, err := s.store.CreateSession(ctx, catalog.CreateSessionParams{UserID: u.ID, ClientIP: ip,
 		UserAgent: c.Request().UserAgent(), Lifetime: a.cfg.Lifetime})
@@ -266,6 +376,8 @@ func (s *Server) raiseSignInAlert(c echo.Context, key string, cfg SessionConfig)
 	what := "for the user " + strings.TrimPrefix(key, "user:")
 	if ip, ok := strings.CutPrefix(key, "ip:"); ok {
 		what = "from " + ip
+	} else if h, ok := strings.CutPrefix(key, "unknown-user:"); ok {
+		what = "for an unknown user name (hash " + h + ")"
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), raiseTimeout)
 	defer cancel()
@@ -432,19 +544,32 @@ func (s *Server) setPassword(c echo.Context) error {
 		a := s.accounts()
 		now := s.cfg.Now()
 		keys := []string{"user:" + me.User.Name}
-		if d := a.limiter.wait(keys, now); d > 0 {
+		d, reached := a.limiter.attempt(keys, now)
+		if d > 0 {
 			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(d.Seconds()))))
 			return &apiError{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests, Message: "too many wrong passwords; try again later"}
 		}
-		if _, err := s.store.VerifyPassword(ctx, me.User.Name, req.CurrentPassword); err != nil {
+		select {
+		case a.verifying <- struct{}{}:
+		default:
+			a.limiter.undo(keys, now)
+			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(int(signInBusyWait.Seconds())))
+			return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+				Message: "unavailable: too many password checks at once; try again in a second"}
+		}
+		_, err := s.store.VerifyPassword(ctx, me.User.Name, req.CurrentPassword)
+		<-a.verifying
+		if err != nil {
 			if errors.Is(err, catalog.ErrUnauthenticated) {
-				for _, k := range a.limiter.fail(keys, now) {
+				for _, k := range reached {
 					s.raiseSignInAlert(c, k, a.cfg)
 				}
 				return &apiError{Status: http.StatusForbidden, Code: CodeForbidden, Message: "current_password is wrong"}
 			}
+			a.limiter.undo(keys, now)
 			return fmt.Errorf("set password: %w", err)
 		}
+		a.limiter.undo(keys, now)
 	}
 	if err := s.store.SetPassword(ctx, id, req.Password); err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {

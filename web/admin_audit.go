@@ -22,7 +22,8 @@ type adminAuditView struct {
 	Filter   url.Values
 	Outcomes []string
 	Entries  []catalog.AuditEntry
-	// Next is the query of the next page ("" on the last page).
+	// Next is the link to the next page ("" on the last page), built whole
+	// here: html/template would escape a query placed after a literal "?".
 	Next string
 }
 
@@ -97,7 +98,7 @@ func (s *Server) adminAudit(c echo.Context) error {
 			next[k] = vs
 		}
 		next.Set("cursor", strconv.FormatInt(page.NextCursor, 10))
-		v.Next = next.Encode()
+		v.Next = (&url.URL{Path: "/admin/audit", RawQuery: next.Encode()}).String()
 	}
 	return s.render(c, http.StatusOK, "admin_audit", p)
 }

@@ -34,6 +34,11 @@ func (t *inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 	if xff := t.outer.Header.Values(echo.HeaderXForwardedFor); len(xff) > 0 {
 		r.Header[echo.HeaderXForwardedFor] = xff
 	}
+	// The API believes X-Forwarded-Proto only from a trusted proxy (the
+	// browser's address is the peer), so its cookies get Secure behind TLS.
+	if proto := t.outer.Header.Get(echo.HeaderXForwardedProto); proto != "" {
+		r.Header.Set(echo.HeaderXForwardedProto, proto)
+	}
 	if id := t.outer.Header.Get(echo.HeaderXRequestID); id != "" {
 		r.Header.Set(echo.HeaderXRequestID, id)
 	}

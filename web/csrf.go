@@ -58,6 +58,6 @@ func (s *Server) csrfToken(c echo.Context) string {
 	_, _ = rand.Read(b[:])
 	tok := base64.RawURLEncoding.EncodeToString(b[:])
 	c.SetCookie(&http.Cookie{Name: signinCookie, Value: tok, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: c.Request().TLS != nil})
+		SameSite: http.SameSiteStrictMode, Secure: s.overTLS(c.Request())})
 	return tok
 }

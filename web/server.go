@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,6 +37,10 @@ type Config struct {
 	RefreshInterval time.Duration
 	// Now is the clock of the pages; default time.Now.
 	Now func() time.Time
+	// TrustedProxies are CIDRs (or addresses) of reverse proxies whose
+	// X-Forwarded-Proto is believed, as the API's broker.Config.TrustedProxies
+	// (pass the same list). Default none.
+	TrustedProxies []string
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -64,6 +69,8 @@ type Server struct {
 	pages map[string]*template.Template
 	// routed holds the paths of the GET routes, for the navigation.
 	routed map[string]bool
+	// proxies are the parsed Config.TrustedProxies.
+	proxies []netip.Prefix
 }
 
 // New returns the dashboard for cfg (defaults applied), with every page registered.
@@ -77,6 +84,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("web: parse templates: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "web")), pages: pages}
+	for _, p := range cfg.TrustedProxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("web: trusted proxy %q is not a CIDR (10.0.0.0/8) or an IP address", p)
+		}
+		s.proxies = append(s.proxies, pfx)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError

@@ -80,7 +80,7 @@ func (s *Server) loadViewer(next echo.HandlerFunc) echo.HandlerFunc {
 				// Expired or ended: drop the cookie, so that it is not sent
 				// (and refused, and counted as a failure) on every request.
 				c.SetCookie(&http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-					SameSite: http.SameSiteStrictMode, Secure: c.Request().TLS != nil})
+					SameSite: http.SameSiteStrictMode, Secure: s.overTLS(c.Request())})
 			default:
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/weirdata/weir/catalog"
+	"github.com/weirdata/weir/client"
 )
 
 // signinView is the data of the sign-in page.
@@ -48,6 +49,12 @@ func (s *Server) signin(c echo.Context) error {
 		if fe, status, ok := formErrors(err); ok {
 			p.Errors = fe
 			return s.render(c, status, "signin", p)
+		}
+		var ae *client.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable { // too many password checks at once
+			p.Errors = FieldErrors{"": "Too many sign-ins at once: try again in a moment."}
+			c.Response().Header().Set(echo.HeaderRetryAfter, "1")
+			return s.render(c, http.StatusServiceUnavailable, "signin", p)
 		}
 		return err
 	}

@@ -33,11 +33,12 @@ type stack struct {
 
 const testPassword = "correct-horse-battery"
 
-func newStack(t *testing.T) *stack {
+// newStack starts the stack; trustedProxies go to both the broker and the dashboard.
+func newStack(t *testing.T, trustedProxies ...string) *stack {
 	t.Helper()
 	store := catalogtest.Open(t, "sqlite")
-	b := broker.New(broker.Config{Region: "local", NodeID: "test"}, store)
-	dash, err := web.New(web.Config{API: b.Handler(), Logger: slog.New(slog.DiscardHandler)})
+	b := broker.New(broker.Config{Region: "local", NodeID: "test", TrustedProxies: trustedProxies}, store)
+	dash, err := web.New(web.Config{API: b.Handler(), Logger: slog.New(slog.DiscardHandler), TrustedProxies: trustedProxies})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", b.Handler())

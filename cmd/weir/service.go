@@ -39,6 +39,10 @@ type serviceFlags struct {
 	maxHold       time.Duration
 	highLoad      float64
 	probeInterval time.Duration
+	// trustedProxies are the CIDRs of reverse proxies whose X-Forwarded-For
+	// and X-Forwarded-Proto are believed.
+	trustedProxies []string
+	auditRetention time.Duration
 
 	// Governance (governance.go).
 	diskPaths        []string
@@ -71,6 +75,10 @@ func (f *serviceFlags) bindServer(cmd *cobra.Command) {
 	fl.DurationVar(&f.nodeDeadAfter, "node-dead-after", workload.NodeDeadAfterDefault, "a node silent this long is dead and its queued runs are reassigned")
 	fl.DurationVar(&f.maxHold, "max-hold", f.envDuration("WEIR_MAX_HOLD", workload.MaxHoldDefault),
 		"a run held this long because a host it needs is red (or no healthy worker has room) is aborted with the hold reason (env WEIR_MAX_HOLD)")
+	fl.StringArrayVar(&f.trustedProxies, "trusted-proxy", envList("WEIR_TRUSTED_PROXIES", func(s string) []string { return strings.Split(s, ",") }),
+		"CIDR or address of a reverse proxy whose X-Forwarded-For and X-Forwarded-Proto are believed; repeat for several (env WEIR_TRUSTED_PROXIES, comma-separated)")
+	fl.DurationVar(&f.auditRetention, "audit-retention", f.envDuration("WEIR_AUDIT_RETENTION", broker.AuditRetentionDefault),
+		"audit log entries older than this are removed, hourly (env WEIR_AUDIT_RETENTION)")
 	f.bindProbe(cmd, "age at which a system no agent is linked to is probed again; new systems are probed within "+RegistrationPollDefault.String())
 }
 
@@ -171,6 +179,9 @@ forward-only; concurrent runs on PostgreSQL wait for each other.
 	return cmd
 }
 
+// ServiceAuditRetention removes audit log entries older than --audit-retention.
+const ServiceAuditRetention = "audit-retention"
+
 // addServer adds the region's broker (REST API, with the dispatcher agent's
 // commands on the same listener) and workload manager, and the delivery of
 // alerts. It returns the API's bound listener and advertised URL.
@@ -179,7 +190,7 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 	if err != nil {
 		return nil, "", err
 	}
-	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.base, Metrics: s.reg}, s.store) // it names its component and node
+	b := broker.New(broker.Config{Region: f.region, NodeID: s.node, Logger: s.base, Metrics: s.reg, TrustedProxies: f.trustedProxies}, s.store) // it names its component and node
 	api, err := bindListener(f.listen, "--listen")
 	if err != nil {
 		return nil, "", err
@@ -193,11 +204,18 @@ func (s *stack) addServer(f *serviceFlags, auth *nodeAuth) (*boundListener, stri
 		return nil, "", err
 	}
 	if err := s.add(ServiceAPI, func() (func(context.Context) error, error) {
-		h, err := withWeb(withAgent(b.Handler(), agent), b.Handler(), s.log)
+		h, err := withWeb(withAgent(b.Handler(), agent), b.Handler(), f.trustedProxies, s.log)
 		if err != nil {
 			return nil, err
 		}
 		return serveHTTP(api, withMetrics(h, s.metrics()), s.log.With("component", "http")), nil
+	}); err != nil {
+		api.close()
+		return nil, "", err
+	}
+	retention := f.auditRetention
+	if err := s.add(ServiceAuditRetention, func() (func(context.Context) error, error) {
+		return func(ctx context.Context) error { return b.PruneAudit(ctx, retention, broker.AuditPruneEveryDefault) }, nil
 	}); err != nil {
 		api.close()
 		return nil, "", err
@@ -278,6 +296,13 @@ func (f *serviceFlags) checkServer() error {
 		return withHint(fmt.Errorf("bad --node-dead-after %s: must be at least 100ms", f.nodeDeadAfter), "leave it out for %s", workload.NodeDeadAfterDefault)
 	case f.maxHold < time.Second:
 		return withHint(fmt.Errorf("bad --max-hold %s: must be at least 1s", f.maxHold), "leave it out for %s", workload.MaxHoldDefault)
+	case f.auditRetention < time.Hour:
+		return withHint(fmt.Errorf("bad --audit-retention %s: must be at least 1h", f.auditRetention), "leave it out for %s (90 days)", broker.AuditRetentionDefault)
+	}
+	for _, p := range f.trustedProxies {
+		if err := (broker.Config{TrustedProxies: []string{p}}).Validate(); err != nil {
+			return withHint(fmt.Errorf("bad --trusted-proxy %q: not a CIDR or an IP address", p), "give the proxy's network such as 10.0.0.0/8 or its address such as 10.1.2.3")
+		}
 	}
 	if err := f.checkProbe(); err != nil {
 		return err

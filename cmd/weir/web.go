@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -20,9 +22,10 @@ var apiPaths = []string{"/api/", "/federation/", "/healthz", "/readyz", "/metric
 
 // withWeb serves the dashboard at / and everything under apiPaths with
 // next. The dashboard reads and writes through api (the broker's handler),
-// in process.
-func withWeb(next, api http.Handler, log *slog.Logger) (http.Handler, error) {
-	dash, err := web.New(web.Config{API: api, Logger: log})
+// in process. trustedProxies are the --trusted-proxy CIDRs, whose
+// X-Forwarded-Proto the dashboard believes as the API does.
+func withWeb(next, api http.Handler, trustedProxies []string, log *slog.Logger) (http.Handler, error) {
+	dash, err := web.New(web.Config{API: api, Logger: log, TrustedProxies: trustedProxies})
 	if err != nil {
 		return nil, err
 	}
@@ -38,11 +41,13 @@ func withWeb(next, api http.Handler, log *slog.Logger) (http.Handler, error) {
 const AdminPasswordFile = "admin-password"
 
 // devAdminPassword makes sure the admin user can sign in to the dashboard.
-// WEIR_ADMIN_PASSWORD, when set, becomes the password (and is never echoed);
-// otherwise the password in <data-dir>/admin-password is kept while it
-// still works, and a new one is made the first time. The file is written
-// with mode 0600. It returns the password when it was made now (to be
-// printed once), "" otherwise.
+// WEIR_ADMIN_PASSWORD, when set, becomes the password: it is never echoed
+// nor written to disk (a file left by an earlier run is removed, being
+// stale). Otherwise the password in <data-dir>/admin-password (mode 0600,
+// enforced) is kept while it still works, and a new one is made the first
+// time. A password that already verifies is not set again, so a restart
+// keeps the admin's sessions. It returns the password when it was made now
+// (to be printed once), "" otherwise.
 func devAdminPassword(ctx context.Context, store *catalog.Store, dataDir string) (string, error) {
 	path := filepath.Join(dataDir, AdminPasswordFile)
 	u, err := store.GetUserByName(ctx, AdminUserName)
@@ -50,15 +55,21 @@ func devAdminPassword(ctx context.Context, store *catalog.Store, dataDir string)
 		return "", fmt.Errorf("find admin user: %w", err)
 	}
 	if env := os.Getenv("WEIR_ADMIN_PASSWORD"); env != "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("remove the stale %s: %w", path, err)
+		}
+		if _, err := store.VerifyPassword(ctx, AdminUserName, env); err == nil {
+			return "", nil
+		}
 		if err := store.SetPassword(ctx, u.ID, env); err != nil {
 			return "", withHint(fmt.Errorf("set the admin password from WEIR_ADMIN_PASSWORD: %w", err), "choose a password of 12 to 256 characters")
-		}
-		if err := os.WriteFile(path, []byte(env+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("write %s: %w", path, err)
 		}
 		return "", nil
 	}
 	if b, err := os.ReadFile(path); err == nil {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return "", fmt.Errorf("restrict %s to its owner: %w", path, err)
+		}
 		if _, err := store.VerifyPassword(ctx, AdminUserName, string(trimNL(b))); err == nil {
 			return "", nil
 		}
