@@ -208,14 +208,27 @@ func (s *Store) RaiseAlertOnce(ctx context.Context, p RaiseAlertParams) (*Alert,
 	if err := p.validate(); err != nil {
 		return nil, false, err
 	}
-	var prev []Alert
-	if err := s.db.WithContext(ctx).Where("dedupe_key = ?", p.Key).Order("id DESC").Limit(1).Find(&prev).Error; err != nil {
+	prev, err := s.LatestAlert(ctx, p.Key)
+	if err != nil {
 		return nil, false, fmt.Errorf("raise alert %s once: %w", p.Key, err)
 	}
-	if len(prev) > 0 {
-		return &prev[0], false, nil
+	if prev != nil {
+		return prev, false, nil
 	}
 	return s.RaiseAlert(ctx, p)
+}
+
+// LatestAlert returns the newest alert with key, open or resolved, or nil
+// when there is none.
+func (s *Store) LatestAlert(ctx context.Context, key string) (*Alert, error) {
+	var prev []Alert
+	if err := s.db.WithContext(ctx).Where("dedupe_key = ?", key).Order("id DESC").Limit(1).Find(&prev).Error; err != nil {
+		return nil, fmt.Errorf("latest alert %s: %w", key, translate(err))
+	}
+	if len(prev) == 0 {
+		return nil, nil
+	}
+	return &prev[0], nil
 }
 
 // ListRunsEnded returns up to limit runs of a region that ended failed or

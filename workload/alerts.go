@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,10 +38,14 @@ type alertState struct {
 	endedSince time.Time
 	// alerted are the ended runs alerted in the overlap, by end time.
 	alerted map[string]time.Time
+	// endedSeeded are the mappings whose failed-runs alert this term has
+	// compared with the catalog's (see watchEnded).
+	endedSeeded map[string]bool
 }
 
 func newAlertState(endedSince time.Time) *alertState {
-	return &alertState{open: map[string]string{}, holds: map[string]holdAlert{}, endedSince: endedSince, alerted: map[string]time.Time{}}
+	return &alertState{open: map[string]string{}, holds: map[string]holdAlert{}, endedSince: endedSince, alerted: map[string]time.Time{},
+		endedSeeded: map[string]bool{}}
 }
 
 // watch raises and resolves the alerts of a full tick: nodes going red,
@@ -206,8 +211,17 @@ func (m *Manager) seedNodeAlerts(ctx context.Context) error {
 	}
 }
 
-// watchEnded raises one alert per run of the region that ended failed or
-// aborted since the last look.
+// watchEnded raises one alert per mapping whose runs ended failed or
+// aborted since the last look (key AlertKeyRunFailed+mapping): a thousand
+// runs of one mapping aborted after their maximum hold time are one alert,
+// raised once per tick at most (its count and last_seen go up), not a
+// thousand rows. Its subject says how many runs of the mapping failed in
+// the look, its message the newest one's error and the IDs of a few others.
+//
+// A new leader looks back endedLookback: a run that ended before the last
+// raise of its mapping's alert was alerted by an earlier leader and is
+// skipped, so a failover neither counts a failure twice nor reopens an
+// alert an operator resolved.
 func (m *Manager) watchEnded(ctx context.Context) error {
 	st := m.alerts
 	lookAt := m.store.Now()
@@ -215,24 +229,47 @@ func (m *Manager) watchEnded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list ended runs: %w", err)
 	}
+	type failures struct {
+		mapping string
+		runs    []*catalog.Run // in end order
+	}
+	var order []*failures
+	byMapping := map[string]*failures{}
 	for i := range runs {
 		r := &runs[i]
 		if _, done := st.alerted[r.ID]; done {
 			continue
 		}
-		verb := "failed"
-		if r.State == catalog.StateAborted {
-			verb = "was aborted"
+		f := byMapping[r.Mapping]
+		if f == nil {
+			f = &failures{mapping: r.Mapping}
+			byMapping[r.Mapping] = f
+			order = append(order, f)
 		}
-		msg := r.Error
-		if msg == "" {
-			msg = string(r.State)
+		f.runs = append(f.runs, r)
+	}
+	for _, f := range order {
+		key := AlertKeyRunFailed + f.mapping
+		if !st.endedSeeded[f.mapping] {
+			// The first look of this term at the mapping: skip what an
+			// earlier leader alerted.
+			prev, err := m.store.LatestAlert(ctx, key)
+			if err != nil {
+				return fmt.Errorf("raise alert of mapping %s's failed runs: %w", f.mapping, err)
+			}
+			if prev != nil {
+				f.runs = slices.DeleteFunc(f.runs, func(r *catalog.Run) bool { return !r.FinishedAt.After(prev.LastSeen) })
+			}
+			st.endedSeeded[f.mapping] = true
 		}
-		if _, _, err := m.store.RaiseAlertOnce(ctx, catalog.RaiseAlertParams{Key: AlertKeyRunFailed + r.ID, Severity: catalog.AlertCritical,
-			Subject: fmt.Sprintf("run %s of mapping %s %s", r.ID, r.Mapping, verb), Message: msg, Region: m.cfg.Region}); err != nil {
-			return fmt.Errorf("raise alert of run %s: %w", r.ID, err)
+		if len(f.runs) > 0 {
+			if _, _, err := m.store.RaiseAlert(ctx, failedRunsAlert(key, f.mapping, f.runs, m.cfg.Region)); err != nil {
+				return fmt.Errorf("raise alert of mapping %s's failed runs: %w", f.mapping, err)
+			}
 		}
-		st.alerted[r.ID] = *r.FinishedAt
+	}
+	for i := range runs {
+		st.alerted[runs[i].ID] = *runs[i].FinishedAt
 	}
 	next := lookAt.Add(-endedOverlap)
 	if len(runs) == endedBatch {
@@ -245,4 +282,36 @@ func (m *Manager) watchEnded(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// failedRunsAlert is the alert of the runs of mapping that ended failed or
+// aborted in one look (at least one, in end order).
+func failedRunsAlert(key, mapping string, runs []*catalog.Run, region string) catalog.RaiseAlertParams {
+	last := runs[len(runs)-1]
+	verb := "failed"
+	if last.State == catalog.StateAborted {
+		verb = "was aborted"
+	}
+	subject := fmt.Sprintf("run %s of mapping %s %s", last.ID, mapping, verb)
+	if len(runs) > 1 {
+		subject = fmt.Sprintf("%d runs of mapping %s failed or were aborted", len(runs), mapping)
+	}
+	why := last.Error
+	if why == "" {
+		why = string(last.State)
+	}
+	msg := why
+	if len(runs) > 1 {
+		msg = fmt.Sprintf("newest, run %s: %s", last.ID, why)
+		var others []string
+		for i := len(runs) - 2; i >= 0 && len(others) < holdRunsNamed; i-- {
+			others = append(others, runs[i].ID)
+		}
+		if more := len(runs) - 1 - len(others); more > 0 {
+			msg += fmt.Sprintf("; also %s and %d more", strings.Join(others, ", "), more)
+		} else {
+			msg += "; also " + strings.Join(others, ", ")
+		}
+	}
+	return catalog.RaiseAlertParams{Key: key, Severity: catalog.AlertCritical, Subject: subject, Message: msg, Region: region}
 }

@@ -180,7 +180,7 @@ func TestManagerAbortsARunHeldPastTheMaximumHoldTime(t *testing.T) {
 			return len(as) == 1 && !as[0].Open() && as[0].Message == "1 run held ("+held.ID+"): "+reason
 		}, 5*time.Second, 5*time.Millisecond, "the hold ended with the run")
 		require.Eventually(t, func() bool {
-			as := alertsOf(t, s, AlertKeyRunFailed+held.ID)
+			as := alertsOf(t, s, AlertKeyRunFailed+"m")
 			return len(as) == 1 && as[0].Open() && strings.Contains(as[0].Message, reason)
 		}, 5*time.Second, 5*time.Millisecond, "the aborted run raises its alert")
 		require.Empty(t, holdsOf(t, s))
@@ -228,7 +228,7 @@ func TestManagerAlertsNodesAndEndedRuns(t *testing.T) {
 		claimed := claim(t, s, "w2", time.Minute)[r.ID]
 		_, err := s.FinishRun(ctx, catalog.FinishParams{RunID: r.ID, FencingToken: claimed.FencingToken, Worker: "w2", State: catalog.StateFailed, Error: "disk quota exceeded"})
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return len(alertsOf(t, s, AlertKeyRunFailed+r.ID)) == 1 }, 5*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return len(alertsOf(t, s, AlertKeyRunFailed+"m")) == 1 }, 5*time.Second, 5*time.Millisecond)
 
 		// The deviation gets worse: escalated on the same alert.
 		sample(t, s, "w2", hostStats{cpu: 10, mem: 20, dev: map[string]float64{catalog.MetricCPU: 6}})
@@ -249,12 +249,12 @@ func TestManagerAlertsNodesAndEndedRuns(t *testing.T) {
 
 		// Many ticks later: nothing raised twice.
 		time.Sleep(10 * testConfig(t, "").PollInterval)
-		for _, key := range []string{AlertKeyNodeRed + "w1", AlertKeyNodeSilent + "gone", AlertKeyRunFailed + r.ID} {
+		for _, key := range []string{AlertKeyNodeRed + "w1", AlertKeyNodeSilent + "gone", AlertKeyRunFailed + "m"} {
 			as := alertsOf(t, s, key)
 			require.Len(t, as, 1, key)
 			require.Equal(t, int64(1), as[0].Count, key)
 		}
-		f := alertsOf(t, s, AlertKeyRunFailed+r.ID)[0]
+		f := alertsOf(t, s, AlertKeyRunFailed+"m")[0]
 		require.Equal(t, catalog.AlertCritical, f.Severity)
 		require.Equal(t, "disk quota exceeded", f.Message)
 		require.Contains(t, f.Subject, "failed")

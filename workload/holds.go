@@ -20,7 +20,9 @@ const (
 	// AlertKeyRunHeld prefixed the alert of one held run, in versions that
 	// raised one per run; a new leader resolves those still open.
 	AlertKeyRunHeld = "run-held:"
-	// AlertKeyRunFailed prefixes the alert of a run that ended failed or aborted.
+	// AlertKeyRunFailed prefixes the alert of a mapping whose runs ended
+	// failed or aborted, followed by the mapping ("run-failed:trades"): one
+	// for all its failures while it is open.
 	AlertKeyRunFailed = "run-failed:"
 	// AlertKeyNodeRed prefixes the alert of a node critical on CPU, memory or free disk.
 	AlertKeyNodeRed = "node-red:"

@@ -45,7 +45,7 @@ type Store interface {
 
 	// Alerts.
 	RaiseAlert(ctx context.Context, p catalog.RaiseAlertParams) (*catalog.Alert, bool, error)
-	RaiseAlertOnce(ctx context.Context, p catalog.RaiseAlertParams) (*catalog.Alert, bool, error)
+	LatestAlert(ctx context.Context, key string) (*catalog.Alert, error)
 	ResolveAlert(ctx context.Context, key string) (bool, error)
 	ListAlerts(ctx context.Context, f catalog.AlertFilter) ([]catalog.Alert, int64, error)
 	ListRunsEnded(ctx context.Context, region string, since time.Time, limit int) ([]catalog.Run, error)
