@@ -474,7 +474,7 @@ func (s *Server) compileMapping(ctx context.Context, m *catalog.Mapping, src *ca
 		spec.Fields = append(spec.Fields, transform.FieldSpec{Name: f.Name, Type: transform.Type(f.Type), Expr: f.Expr})
 		exprs = append(exprs, f.Expr)
 	}
-	spec.Functions = usedFunctions(exprs, fns)
+	spec.Functions = transform.UsedFunctions(exprs, fns)
 	prog, err := transform.Compile(spec)
 	if err != nil {
 		ces := transform.CompileErrors(err)
@@ -589,32 +589,4 @@ func sourceDataset(ep catalog.Endpoint, src *catalog.System, params map[string]s
 
 var (
 	paramRef = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
-	callRE   = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*)\s*\(`)
 )
-
-// usedFunctions returns the user functions exprs call, directly or
-// through other functions.
-func usedFunctions(exprs []string, all []catalog.Function) []transform.Function {
-	byName := make(map[string]catalog.Function, len(all))
-	for _, f := range all {
-		byName[f.Name] = f
-	}
-	used := map[string]bool{}
-	var out []transform.Function
-	var visit func(string)
-	visit = func(src string) {
-		for _, m := range callRE.FindAllStringSubmatch(src, -1) {
-			f, ok := byName[m[1]]
-			if !ok || used[f.Name] {
-				continue
-			}
-			used[f.Name] = true
-			out = append(out, transform.Function{Name: f.Name, Params: f.Params.V, Expr: f.Expr})
-			visit(f.Expr)
-		}
-	}
-	for _, e := range exprs {
-		visit(e)
-	}
-	return out
-}

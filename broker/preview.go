@@ -70,7 +70,7 @@ func (s *Server) functionStore() (FunctionStore, error) {
 }
 
 // functions returns every user function; a catalog without them has none.
-func (s *Server) functions(ctx context.Context) ([]catalog.Function, error) {
+func (s *Server) functions(ctx context.Context) ([]transform.Function, error) {
 	fs, ok := s.store.(FunctionStore)
 	if !ok {
 		return nil, nil
@@ -79,7 +79,11 @@ func (s *Server) functions(ctx context.Context) ([]catalog.Function, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load user functions: %w", err)
 	}
-	return all, nil
+	out := make([]transform.Function, len(all))
+	for i, f := range all {
+		out[i] = transform.Function{Name: f.Name, Params: f.Params.V, Expr: f.Expr}
+	}
+	return out, nil
 }
 
 var functionNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,63}$`)
@@ -129,7 +133,7 @@ func (s *Server) checkFunction(ctx context.Context, f *catalog.Function) error {
 			others = append(others, o)
 		}
 	}
-	fns := append(usedFunctions([]string{f.Expr}, others), transform.Function{Name: f.Name, Params: f.Params.V, Expr: f.Expr})
+	fns := append(transform.UsedFunctions([]string{f.Expr}, others), transform.Function{Name: f.Name, Params: f.Params.V, Expr: f.Expr})
 	if _, err := transform.Compile(transform.Spec{Functions: fns, Now: s.cfg.Now()}); err != nil {
 		ces := transform.CompileErrors(err)
 		if len(ces) == 0 {

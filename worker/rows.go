@@ -7,7 +7,6 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -378,7 +377,7 @@ func (w *Worker) compile(ctx context.Context, a *attempt, job *rowJob) error {
 	if err != nil {
 		return permanent(err)
 	}
-	spec := transform.Spec{Filter: m.Filter, Functions: UsedFunctions(exprs, all), Tables: m.Tables.V, Location: loc,
+	spec := transform.Spec{Filter: m.Filter, Functions: transform.UsedFunctions(exprs, transformFunctions(all)), Tables: m.Tables.V, Location: loc,
 		Params: a.run.Params.V, Now: a.run.CreatedAt}
 	for _, f := range job.schema {
 		spec.Source = append(spec.Source, transform.Field{Name: f.Name, Type: transform.Type(f.Type)})
@@ -400,35 +399,6 @@ func (w *Worker) compile(ctx context.Context, a *attempt, job *rowJob) error {
 		}
 	}
 	return nil
-}
-
-var callRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*)\s*\(`)
-
-// UsedFunctions returns the user functions that exprs call, directly or
-// through other functions, in transform's form.
-func UsedFunctions(exprs []string, all []catalog.Function) []transform.Function {
-	byName := make(map[string]catalog.Function, len(all))
-	for _, f := range all {
-		byName[f.Name] = f
-	}
-	used := map[string]bool{}
-	var out []transform.Function
-	var visit func(string)
-	visit = func(src string) {
-		for _, m := range callRE.FindAllStringSubmatch(src, -1) {
-			f, ok := byName[m[1]]
-			if !ok || used[f.Name] {
-				continue
-			}
-			used[f.Name] = true
-			out = append(out, transform.Function{Name: f.Name, Params: f.Params.V, Expr: f.Expr})
-			visit(f.Expr)
-		}
-	}
-	for _, e := range exprs {
-		visit(e)
-	}
-	return out
 }
 
 // rowLimit returns the most partitions a row run asks its source for.
@@ -591,4 +561,13 @@ func (w *Worker) deliverRows(a *attempt, job *rowJob, man *catalog.Manifest, tot
 		}
 	}
 	return &outcome{state: man.State, manifest: man, progress: total}, nil
+}
+
+// transformFunctions gives user functions in transform's form.
+func transformFunctions(all []catalog.Function) []transform.Function {
+	out := make([]transform.Function, len(all))
+	for i, f := range all {
+		out[i] = transform.Function{Name: f.Name, Params: f.Params.V, Expr: f.Expr}
+	}
+	return out
 }

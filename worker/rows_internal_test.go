@@ -77,19 +77,6 @@ func TestBound(t *testing.T) {
 	require.ErrorContains(t, err, `the source's greatest n, "12x", cannot be read as a int`)
 }
 
-func TestUsedFunctions(t *testing.T) {
-	all := []catalog.Function{
-		{Name: "a", Params: catalog.NewJSON([]string{"x"}), Expr: "b(x) + 1"},
-		{Name: "b", Params: catalog.NewJSON([]string{"x"}), Expr: "x * 2"},
-		{Name: "c", Params: catalog.NewJSON([]string{"x"}), Expr: "x"},
-	}
-	got := UsedFunctions([]string{"a(n) + upper(s)", ""}, all)
-	require.Len(t, got, 2)
-	require.Equal(t, "a", got[0].Name)
-	require.Equal(t, "b", got[1].Name)
-	require.Empty(t, UsedFunctions([]string{"n + 1"}, all))
-}
-
 func TestOutBatchReuse(t *testing.T) {
 	b := newOutBatch(3, 2)
 	for i := range 3 {
